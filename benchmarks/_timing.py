@@ -1,0 +1,57 @@
+"""Timing helpers: compile time apart, warm-up discarded, min and median of repeats."""
+
+from __future__ import annotations
+
+import datetime
+import platform
+import statistics
+import time
+from typing import Any, Callable
+
+import jax
+
+
+def environment() -> dict:
+    """Where and with what a measurement was taken."""
+    device = jax.devices()[0]
+    info = {
+        "date": datetime.date.today().isoformat(),
+        "platform": device.platform,
+        "device": getattr(device, "device_kind", str(device)),
+        "jax": jax.__version__,
+        "python": platform.python_version(),
+        "cpu_count": __import__("os").cpu_count(),
+    }
+    try:
+        import jaxlib
+        info["jaxlib"] = jaxlib.__version__
+    except ImportError:
+        pass
+    return info
+
+
+def time_jitted(fn: Callable, *args: Any, repeats: int = 10) -> dict:
+    """Compile `fn` (a jax.jit function) for `args`, then time `repeats` calls."""
+    start = time.perf_counter()
+    compiled = fn.lower(*args).compile()
+    compile_s = time.perf_counter() - start
+    jax.block_until_ready(compiled(*args))          # warm-up, discarded
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(compiled(*args))
+        times.append(time.perf_counter() - start)
+    return {"compile_s": compile_s, "min_ms": 1e3 * min(times),
+            "median_ms": 1e3 * statistics.median(times), "repeats": repeats}
+
+
+def time_python(fn: Callable[[], Any], repeats: int = 10) -> dict:
+    """Time a plain Python callable (used for PyTorch), first call discarded."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return {"compile_s": 0.0, "min_ms": 1e3 * min(times),
+            "median_ms": 1e3 * statistics.median(times), "repeats": repeats}

@@ -1,0 +1,139 @@
+"""The gated recurrent unit (Cho et al. 2014) in its PyTorch/cuDNN form.
+
+    r_t = sigmoid(W_ir x_t + b_ir + W_hr h_{t-1} + b_hr)          reset gate
+    z_t = sigmoid(W_iz x_t + b_iz + W_hz h_{t-1} + b_hz)          update gate
+    n_t = tanh(W_in x_t + b_in + r_t * (W_hn h_{t-1} + b_hn))     candidate
+    h_t = (1 - z_t) * n_t + z_t * h_{t-1}
+
+The reset gate multiplies the recurrent term after its matmul, so b_hn cannot
+be folded into the other biases: it is its own field. Gate blocks are in
+PyTorch's order r, z, n.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+
+from jaxrnn import _checks, _init
+
+
+class GRUParams(NamedTuple):
+    """Parameters of a GRU (PyTorch layout, gate blocks r, z, n).
+
+    Attributes:
+        w_ih: input weights [3H, D].
+        w_hh: recurrent weights [3H, H].
+        b: bias [3H]: [b_ir + b_hr, b_iz + b_hz, b_in], or None for no bias.
+        b_hn: the recurrent candidate bias [H], inside the reset product, or
+            None for no bias.
+    """
+
+    w_ih: jax.Array
+    w_hh: jax.Array
+    b: Optional[jax.Array]
+    b_hn: Optional[jax.Array]
+
+
+def init_gru(key: jax.Array, input_size: int, hidden_size: int, *,
+             init: str = "default", bias: bool = True,
+             dtype=jnp.float32) -> GRUParams:
+    """Initialise a GRU.
+
+    Args:
+        key: a PRNG key.
+        input_size: D.
+        hidden_size: H.
+        init: "default" (Glorot-uniform w_ih, orthogonal w_hh per gate, zero
+            biases) or "torch" (PyTorch's U(-1/sqrt(H), 1/sqrt(H)); the r and
+            z blocks of b are distributed as b_i + b_h, the n block and b_hn
+            as one uniform each, exactly as in PyTorch).
+        bias: False gives b=None and b_hn=None, like PyTorch's `bias=False`.
+        dtype: a floating dtype for every parameter.
+
+    Returns:
+        GRUParams(w_ih [3H, D], w_hh [3H, H], b [3H], b_hn [H]).
+
+    Example:
+        >>> import jax
+        >>> p = init_gru(jax.random.key(0), 3, 5)
+        >>> p.w_ih.shape, p.w_hh.shape, p.b.shape, p.b_hn.shape
+        ((15, 3), (15, 5), (15,), (5,))
+    """
+    fn = "init_gru"
+    input_size, hidden_size, init, dtype = _init.sizes(
+        fn, input_size, hidden_size, init, dtype)
+    key_w, key_rz, key_n, key_hn = jax.random.split(key, 4)
+    w_ih, w_hh = _init.weights(key_w, 3, input_size, hidden_size, init, dtype)
+    if not bias:
+        return GRUParams(w_ih, w_hh, None, None)
+    b_rz = _init.bias(key_rz, 2 * hidden_size, hidden_size, init, dtype)
+    b_in = _init.bias(key_n, hidden_size, hidden_size, init, dtype, summed=False)
+    b_hn = _init.bias(key_hn, hidden_size, hidden_size, init, dtype, summed=False)
+    return GRUParams(w_ih, w_hh, jnp.concatenate([b_rz, b_in]), b_hn)
+
+
+def init_gru_carry(hidden_size: int, *, dtype=jnp.float32) -> jax.Array:
+    """The zero initial state h_0 = 0, of shape [H]."""
+    hidden_size = _checks.positive_int("init_gru_carry", "hidden_size", hidden_size)
+    return jnp.zeros((hidden_size,), _checks.float_dtype("init_gru_carry", dtype))
+
+
+def gru_step(params: GRUParams, carry: jax.Array,
+             x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Advance a GRU by one time step.
+
+    Equations (gate blocks r, z, n along axis 0 of the weights):
+        x_r, x_z, x_n = split(w_ih @ x + b, 3)
+        h_r, h_z, h_n = split(w_hh @ h, 3)
+        r = sigmoid(x_r + h_r)
+        z = sigmoid(x_z + h_z)
+        n = tanh(x_n + r * (h_n + b_hn))
+        h_new = (1 - z) * n + z * h
+
+    After `functools.partial(gru_step, params)` this is a `jax.lax.scan` body.
+
+    Args:
+        params: from `init_gru`; w_ih [3H, D], w_hh [3H, H], b [3H], b_hn [H]
+            (both biases None, or neither).
+        carry: h, the previous hidden state, [H].
+        x: input at this step, [D], in the params' dtype.
+
+    Returns:
+        (h_new, h_new)
+
+    Raises:
+        TypeError: params of another cell, a non-floating x, or dtypes that
+            differ from the params'.
+        ValueError: x not [D], carry not [H], or only one of b and b_hn given.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> p = init_gru(jax.random.key(0), 3, 5)
+        >>> h, y = gru_step(p, init_gru_carry(5), jnp.ones(3))
+        >>> h.shape
+        (5,)
+    """
+    fn = "gru_step"
+    input_size, hidden_size, dtype = _init.params(fn, params, GRUParams, 3)
+    if (params.b is None) != (params.b_hn is None):
+        _checks.fail(fn, "params.b and params.b_hn", "must both be arrays or both "
+                     "be None", f"b={'None' if params.b is None else 'an array'} "
+                     f"and b_hn={'None' if params.b_hn is None else 'an array'}")
+    x = _init.step_input(fn, x, input_size, dtype)
+    h = _init.carry_array(fn, "carry", carry, hidden_size, dtype)
+    x_gates = params.w_ih @ x
+    h_gates = params.w_hh @ h
+    if params.b is not None:
+        x_gates = x_gates + params.b
+    x_r, x_z, x_n = jnp.split(x_gates, 3)
+    h_r, h_z, h_n = jnp.split(h_gates, 3)
+    if params.b_hn is not None:
+        h_n = h_n + params.b_hn
+    r = jax.nn.sigmoid(x_r + h_r)
+    z = jax.nn.sigmoid(x_z + h_z)
+    n = jnp.tanh(x_n + r * h_n)
+    h_new = (1 - z) * n + z * h
+    return h_new, h_new

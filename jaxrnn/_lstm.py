@@ -1,0 +1,143 @@
+"""The LSTM of the lecture (Hochreiter & Schmidhuber 1997, with a forget gate).
+
+    f_t  = sigmoid(W_f [h_{t-1}, x_t] + b_f)       forget gate
+    i_t  = sigmoid(W_i [h_{t-1}, x_t] + b_i)       input gate
+    C~_t = tanh(W_C [h_{t-1}, x_t] + b_C)          candidate cell state
+    C_t  = f_t * C_{t-1} + i_t * C~_t              cell state
+    o_t  = sigmoid(W_o [h_{t-1}, x_t] + b_o)       output gate
+    h_t  = o_t * tanh(C_t)                         hidden state
+
+The four gate blocks are fused into one matrix in PyTorch's order i, f, g, o
+(g is the candidate C~), split into an input part w_ih [4H, D] and a recurrent
+part w_hh [4H, H].
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+
+from jaxrnn import _checks, _init
+
+
+class LSTMParams(NamedTuple):
+    """Parameters of an LSTM (PyTorch layout, gate blocks i, f, g, o).
+
+    Attributes:
+        w_ih: input weights [4H, D].
+        w_hh: recurrent weights [4H, H].
+        b: bias [4H] (PyTorch's b_ih + b_hh), or None for no bias.
+    """
+
+    w_ih: jax.Array
+    w_hh: jax.Array
+    b: Optional[jax.Array]
+
+
+class LSTMCarry(NamedTuple):
+    """The LSTM state: hidden state h [H] first, then cell state c [H]."""
+
+    h: jax.Array
+    c: jax.Array
+
+
+def init_lstm(key: jax.Array, input_size: int, hidden_size: int, *,
+              init: str = "default", forget_bias: float | None = None,
+              bias: bool = True, dtype=jnp.float32) -> LSTMParams:
+    """Initialise an LSTM.
+
+    Args:
+        key: a PRNG key.
+        input_size: D.
+        hidden_size: H.
+        init: "default" (Glorot-uniform w_ih, orthogonal w_hh per gate, zero
+            b) or "torch" (PyTorch's U(-1/sqrt(H), 1/sqrt(H)), with b
+            distributed as PyTorch's b_ih + b_hh).
+        forget_bias: a constant added to the forget-gate block of b at
+            initialisation (it is a parameter afterwards, never re-added in
+            `lstm_step`). None, the default, means 1.0 with init="default"
+            (Jozefowicz et al. 2015; Keras' unit_forget_bias) and 0.0 with
+            init="torch", which then matches PyTorch exactly.
+        bias: False gives b=None, like PyTorch's `bias=False`.
+        dtype: a floating dtype for every parameter.
+
+    Returns:
+        LSTMParams(w_ih [4H, D], w_hh [4H, H], b [4H] or None).
+
+    Example:
+        >>> import jax
+        >>> p = init_lstm(jax.random.key(0), 3, 5)
+        >>> p.w_ih.shape, p.w_hh.shape, p.b[5:10].tolist()
+        ((20, 3), (20, 5), [1.0, 1.0, 1.0, 1.0, 1.0])
+    """
+    fn = "init_lstm"
+    input_size, hidden_size, init, dtype = _init.sizes(
+        fn, input_size, hidden_size, init, dtype)
+    offset = _init.forget_offset(fn, forget_bias, init, bias)
+    key_w, key_b = jax.random.split(key)
+    w_ih, w_hh = _init.weights(key_w, 4, input_size, hidden_size, init, dtype)
+    if not bias:
+        return LSTMParams(w_ih, w_hh, None)
+    b = _init.bias(key_b, 4 * hidden_size, hidden_size, init, dtype)
+    b = b.at[hidden_size:2 * hidden_size].add(jnp.asarray(offset, dtype))
+    return LSTMParams(w_ih, w_hh, b)
+
+
+def init_lstm_carry(hidden_size: int, *, dtype=jnp.float32) -> LSTMCarry:
+    """The zero initial state LSTMCarry(h=0 [H], c=0 [H])."""
+    hidden_size = _checks.positive_int("init_lstm_carry", "hidden_size", hidden_size)
+    zeros = jnp.zeros((hidden_size,), _checks.float_dtype("init_lstm_carry", dtype))
+    return LSTMCarry(zeros, zeros)
+
+
+def lstm_step(params: LSTMParams, carry: LSTMCarry,
+              x: jax.Array) -> tuple[LSTMCarry, jax.Array]:
+    """Advance an LSTM by one time step.
+
+    Equations (gate blocks i, f, g, o along axis 0 of the weights; the
+    lecture's C~_t is g and C_t is c):
+        i, f, g, o = split(w_ih @ x + w_hh @ h + b, 4)
+        c_new = sigmoid(f) * c + sigmoid(i) * tanh(g)
+        h_new = sigmoid(o) * tanh(c_new)
+
+    After `functools.partial(lstm_step, params)` this is a `jax.lax.scan` body.
+
+    Args:
+        params: from `init_lstm`; w_ih [4H, D], w_hh [4H, H], b [4H] or None.
+        carry: LSTMCarry(h [H], c [H]).
+        x: input at this step, [D], in the params' dtype.
+
+    Returns:
+        (LSTMCarry(h_new, c_new), h_new)
+
+    Raises:
+        TypeError: params of another cell, a carry that is not an LSTMCarry, a
+            non-floating x, or dtypes that differ from the params'.
+        ValueError: x not [D] with D == params.w_ih.shape[1], or h, c not [H].
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> p = init_lstm(jax.random.key(0), 3, 5)
+        >>> carry, y = lstm_step(p, init_lstm_carry(5), jnp.ones(3))
+        >>> carry.h.shape, carry.c.shape, y.shape
+        ((5,), (5,), (5,))
+    """
+    fn = "lstm_step"
+    input_size, hidden_size, dtype = _init.params(fn, params, LSTMParams, 4)
+    if not isinstance(carry, LSTMCarry):
+        _checks.fail(fn, "carry", "must be LSTMCarry(h, c)",
+                     _checks.describe(carry),
+                     "Wrap a pair with LSTMCarry(h, c), or use init_lstm_carry.",
+                     kind=TypeError)
+    x = _init.step_input(fn, x, input_size, dtype)
+    h = _init.carry_array(fn, "carry.h", carry.h, hidden_size, dtype)
+    c = _init.carry_array(fn, "carry.c", carry.c, hidden_size, dtype)
+    gates = params.w_ih @ x + params.w_hh @ h
+    if params.b is not None:
+        gates = gates + params.b
+    i, f, g, o = jnp.split(gates, 4)
+    c_new = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+    h_new = jax.nn.sigmoid(o) * jnp.tanh(c_new)
+    return LSTMCarry(h_new, c_new), h_new

@@ -1,0 +1,183 @@
+"""Unrolling a step over time: `lax.scan`, and its Python-loop twin.
+
+The "unrolled" picture of the lecture, one copy of the cell per time step with
+the same weights, is exactly `jax.lax.scan(functools.partial(step, params),
+carry, xs)`: scan traces the step once and applies it T times.
+"""
+
+from __future__ import annotations
+
+import functools
+import numbers
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+from jaxrnn import _checks
+
+Step = Callable[..., tuple[Any, jax.Array]]
+
+
+def lengths_to_mask(lengths: Any, seq_len: int) -> jax.Array:
+    """Boolean mask `[..., T]` that is True where `t < lengths[...]`.
+
+    Args:
+        lengths: integer array of any shape `[...]` (a scalar for one sequence).
+            Values above `seq_len` act as `seq_len`; values <= 0 mask every step.
+        seq_len: T, the number of time steps.
+
+    Returns:
+        Boolean array of shape `[..., T]`.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> lengths_to_mask(jnp.array([0, 2, 5]), 3).astype(int).tolist()
+        [[0, 0, 0], [1, 1, 0], [1, 1, 1]]
+    """
+    fn = "lengths_to_mask"
+    lengths = _checks.as_array(fn, "lengths", lengths)
+    if not jnp.issubdtype(lengths.dtype, jnp.integer):
+        _checks.fail(fn, "lengths", "must have an integer dtype",
+                     f"dtype {lengths.dtype.name}", kind=TypeError)
+    if isinstance(seq_len, bool) or not isinstance(seq_len, numbers.Integral):
+        _checks.fail(fn, "seq_len", "must be an int", repr(seq_len), kind=TypeError)
+    if seq_len < 0:
+        _checks.fail(fn, "seq_len", "must be >= 0", repr(seq_len))
+    steps = jnp.arange(seq_len, dtype=lengths.dtype)
+    return steps.reshape((1,) * lengths.ndim + (seq_len,)) < lengths[..., None]
+
+
+def resolve_mask(fn: str, seq_len: int, mask: Any, lengths: Any,
+                 batch: tuple[int, ...] = ()) -> jax.Array | None:
+    """Check `mask` [*batch, T] or `lengths` [*batch] and return a bool mask or None."""
+    legend = "[B, T]" if batch else "[T]"
+    name = "lengths" if batch else "length"
+    if mask is not None and lengths is not None:
+        _checks.fail(fn, f"mask and {name}", "are exclusive (give one)", "both")
+    if mask is not None:
+        mask = _checks.as_array(fn, "mask", mask)
+        if mask.dtype != jnp.bool_:
+            _checks.fail(fn, "mask", "must have dtype bool", f"dtype {mask.dtype.name}",
+                         "Use mask.astype(bool).", kind=TypeError)
+        _checks.shape(fn, "mask", mask, (*batch, seq_len), legend,
+                      f"T = {seq_len} is the length of the time axis of xs.")
+        return mask
+    if lengths is not None:
+        lengths = _checks.as_array(fn, name, lengths)
+        if not jnp.issubdtype(lengths.dtype, jnp.integer):
+            _checks.fail(fn, name, "must have an integer dtype",
+                         f"dtype {lengths.dtype.name}", kind=TypeError)
+        _checks.shape(fn, name, lengths, batch, "[B]" if batch else "[] (a scalar)",
+                      "unroll runs one sequence; use jax.vmap or apply_layer for "
+                      "a batch." if not batch else "")
+        return lengths_to_mask(lengths, seq_len)
+    return None
+
+
+def _unroll_factor(fn: str, unroll: Any) -> int | bool:
+    if isinstance(unroll, bool):
+        return unroll
+    return _checks.positive_int(fn, "unroll", unroll)
+
+
+def _sequence(fn: str, xs: Any) -> jax.Array:
+    return _checks.float_array(
+        fn, "xs", xs, ndim=2,
+        hint="It takes one sequence [T, D]; use jax.vmap for a batch [B, T, D], "
+             "or apply_layer, which takes [B, T, D].")
+
+
+def unroll(step: Step, params: Any, carry: Any, xs: Any, *, mask: Any = None,
+           length: Any = None, reverse: bool = False,
+           unroll: int | bool = 1) -> tuple[Any, jax.Array]:
+    """Run `step` over a sequence with `jax.lax.scan`.
+
+    Equivalent Python loop (what `unroll_loop` runs):
+
+        ys = []
+        for t in (reversed(range(T)) if reverse else range(T)):
+            new_carry, y = step(params, carry, xs[t])
+            if mask[t]:
+                carry = new_carry
+            else:                       # masked step: hold the carry
+                y = zeros_like(y)
+            ys[t] = y                   # outputs stay aligned with xs
+        return carry, stack(ys)
+
+    Args:
+        step: a step function `step(params, carry, x) -> (carry, y)`, such as
+            `rnn_step`, `lstm_step` or `gru_step` (use functools.partial to
+            fix keyword options like the Elman activation).
+        params: the step's parameters.
+        carry: the initial carry (for example `init_lstm_carry(H)`).
+        xs: one sequence [T, D].
+        mask: optional bool [T]. Where False the carry is held and y_t = 0.
+        length: optional integer scalar, the sequence's valid length: the
+            same as mask = arange(T) < length. Lengths above T act as T;
+            a length of 0 returns the initial carry and all-zero outputs.
+        reverse: run from t = T-1 down to 0. Outputs stay aligned with xs, so
+            ys[t] is the output after reading xs[t]. With a length, the
+            padding at the end is skipped and the reverse pass starts at the
+            last valid step.
+        unroll: scan's unroll factor (an int >= 1, or True for a full unroll).
+
+    Returns:
+        (final_carry, ys): the carry after the last step that was not masked,
+        and the outputs [T, H].
+
+    Raises:
+        ValueError, TypeError: for a badly shaped or typed xs, mask or length,
+            at trace time (and the step's own errors for params and carry).
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> p = init_lstm(jax.random.key(0), 3, 5)
+        >>> carry, ys = unroll(lstm_step, p, init_lstm_carry(5), jnp.ones((7, 3)),
+        ...                    length=4)
+        >>> ys.shape, float(abs(ys[4:]).max())
+        ((7, 5), 0.0)
+    """
+    fn = "unroll"
+    xs = _sequence(fn, xs)
+    mask = resolve_mask(fn, xs.shape[0], mask, length)
+    unroll = _unroll_factor(fn, unroll)
+    step_fn = functools.partial(step, params)
+    if mask is None:
+        return jax.lax.scan(step_fn, carry, xs, reverse=bool(reverse), unroll=unroll)
+
+    def masked_step(carry, inputs):
+        x, keep = inputs
+        new_carry, y = step_fn(carry, x)
+        carry = jax.tree.map(lambda new, old: jnp.where(keep, new, old),
+                             new_carry, carry)
+        return carry, jnp.where(keep, y, jnp.zeros_like(y))
+
+    return jax.lax.scan(masked_step, carry, (xs, mask), reverse=bool(reverse),
+                        unroll=unroll)
+
+
+def unroll_loop(step: Step, params: Any, carry: Any, xs: Any, *, mask: Any = None,
+                length: Any = None, reverse: bool = False) -> tuple[Any, jax.Array]:
+    """The Python-loop twin of `unroll`: the test oracle, and for teaching.
+
+    Same arguments and results as `unroll` (without `unroll=`). It runs
+    eagerly, one step at a time; the mask must be concrete (not traced).
+    """
+    fn = "unroll_loop"
+    xs = _sequence(fn, xs)
+    seq_len = xs.shape[0]
+    mask = resolve_mask(fn, seq_len, mask, length)
+    if seq_len == 0:
+        x = jax.ShapeDtypeStruct(xs.shape[1:], xs.dtype)
+        y = jax.eval_shape(lambda c, x: step(params, c, x)[1], carry, x)
+        return carry, jnp.zeros((0, *y.shape), y.dtype)
+    ys = [None] * seq_len
+    for t in (reversed(range(seq_len)) if reverse else range(seq_len)):
+        new_carry, y = step(params, carry, xs[t])
+        if mask is None or bool(mask[t]):
+            carry = new_carry
+            ys[t] = y
+        else:
+            ys[t] = jnp.zeros_like(y)
+    return carry, jnp.stack(ys)

@@ -1,0 +1,119 @@
+"""BPTT training: an optax chain that clips first, and a pure train step.
+
+Backpropagation through time is `jax.value_and_grad` of a loss computed
+through `jax.lax.scan`: JAX differentiates the scan by running the recursion
+backwards, which is exactly BPTT (see `rnn_bptt` for the same thing by hand).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxrnn import _checks
+
+
+def global_norm(tree: Any) -> jax.Array:
+    """sqrt(sum of squares) of every entry of a pytree, accumulated in >= float32."""
+    leaves = [x for x in jax.tree.leaves(tree) if x is not None]
+    if not leaves:
+        return jnp.zeros((), jnp.float32)
+    work = _checks.work_dtype(leaves[0].dtype)
+    return jnp.sqrt(sum(jnp.sum(jnp.square(x.astype(work))) for x in leaves))
+
+
+def make_optimizer(learning_rate: float = 1e-3, *, max_norm: float | None = 1.0,
+                   clip_value: float | None = None,
+                   optimizer: Callable[[float], optax.GradientTransformation]
+                   = optax.adam) -> optax.GradientTransformation:
+    """An optax chain that clips the gradient, then applies an optimizer.
+
+        chain(clip_by_global_norm(max_norm), clip(clip_value), optimizer(lr))
+
+    Clipping by global norm (Pascanu, Mikolov & Bengio 2013) rescales the
+    whole gradient g to g * max_norm / ||g|| when ||g|| > max_norm, keeping its
+    direction; clipping by value clamps each entry to [-clip_value,
+    clip_value] and can change the direction.
+
+    Args:
+        learning_rate: the optimizer's step size (> 0).
+        max_norm: the global-norm threshold, or None for no norm clipping.
+            Default 1.0.
+        clip_value: the per-entry threshold, or None (the default) for none.
+        optimizer: an optax optimizer factory taking the learning rate, such
+            as optax.adam (the default) or optax.sgd.
+
+    Returns:
+        An optax.GradientTransformation.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> opt = make_optimizer(0.1, max_norm=1.0, optimizer=optax.sgd)
+        >>> updates, _ = opt.update({"w": jnp.array([30.0, 40.0])},
+        ...                         opt.init({"w": jnp.zeros(2)}))
+        >>> [round(float(u), 4) for u in updates["w"]]
+        [-0.06, -0.08]
+    """
+    fn = "make_optimizer"
+    learning_rate = _checks.positive_float(fn, "learning_rate", learning_rate)
+    chain = []
+    if max_norm is not None:
+        chain.append(optax.clip_by_global_norm(
+            _checks.positive_float(fn, "max_norm", max_norm)))
+    if clip_value is not None:
+        chain.append(optax.clip(_checks.positive_float(fn, "clip_value", clip_value)))
+    if not callable(optimizer):
+        _checks.fail(fn, "optimizer", "must be an optax optimizer factory such as "
+                     "optax.adam", repr(optimizer), kind=TypeError)
+    chain.append(optimizer(learning_rate))
+    return optax.chain(*chain)
+
+
+def make_train_step(optimizer: optax.GradientTransformation,
+                    loss_fn: Callable[..., Any], *, has_aux: bool = False):
+    """A pure training step: loss and BPTT gradients, then one optimizer update.
+
+        loss, grads = value_and_grad(loss_fn)(params, *args)    # BPTT
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        params = apply_updates(params, updates)
+
+    Args:
+        optimizer: an optax.GradientTransformation, for example from
+            `make_optimizer` (which clips first).
+        loss_fn: `loss_fn(params, *args) -> loss`, or `-> (loss, aux)` with
+            has_aux=True, where aux is a dict of extra scalar metrics.
+        has_aux: whether loss_fn returns (loss, aux).
+
+    Returns:
+        `train_step(params, opt_state, *args) -> (params, opt_state, metrics)`,
+        pure and ready for `jax.jit`. metrics holds "loss" and "grad_norm",
+        the global norm of the gradient before any clipping, plus aux.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> opt = make_optimizer(0.1, optimizer=optax.sgd)
+        >>> step = make_train_step(opt, lambda p, x: ((p - x) ** 2).sum())
+        >>> p, state, m = step(jnp.zeros(2), opt.init(jnp.zeros(2)), jnp.ones(2))
+        >>> round(float(m["loss"]), 4), round(float(m["grad_norm"]), 4)
+        (2.0, 2.8284)
+    """
+    fn = "make_train_step"
+    if not isinstance(optimizer, optax.GradientTransformation):
+        _checks.fail(fn, "optimizer", "must be an optax.GradientTransformation",
+                     _checks.describe(optimizer),
+                     "Build one with make_optimizer(...).", kind=TypeError)
+    if not callable(loss_fn):
+        _checks.fail(fn, "loss_fn", "must be callable", repr(loss_fn), kind=TypeError)
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=has_aux)
+
+    def train_step(params, opt_state, *args):
+        value, grads = grad_fn(params, *args)
+        loss, aux = value if has_aux else (value, {})
+        metrics = {"loss": loss, "grad_norm": global_norm(grads), **aux}
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, metrics
+
+    return train_step

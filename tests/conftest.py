@@ -1,0 +1,27 @@
+"""Test configuration: strict promotion, so the library never relies on implicit casts.
+
+Rank promotion raises and dtype promotion is "strict" for every test. Tests
+that run optax's Adam opt out with the `standard_promotion` fixture: optax
+itself mixes Python floats with int32 step counts (in its bias correction),
+which strict mode refuses. The library's own code is strict-clean.
+"""
+
+import jax
+import pytest
+
+jax.config.update("jax_numpy_rank_promotion", "raise")
+jax.config.update("jax_numpy_dtype_promotion", "strict")
+
+
+@pytest.fixture
+def getkey():
+    """A fresh, deterministic PRNG key on every call."""
+    counter = iter(range(10**6))
+    return lambda: jax.random.key(next(counter))
+
+
+@pytest.fixture
+def standard_promotion():
+    """Standard dtype promotion for the duration of a test (for optax.adam)."""
+    with jax.numpy_dtype_promotion("standard"):
+        yield
