@@ -3,12 +3,30 @@
 from __future__ import annotations
 
 import datetime
+import os
 import platform
 import statistics
 import time
 from typing import Any, Callable
 
 import jax
+
+
+def _machine_name(device) -> str:
+    """A folder name for results: the CPU model and core count, or the accelerator."""
+    if device.platform != "cpu":
+        return f"{device.platform}-{device.device_kind}"
+    model = platform.processor() or "cpu"
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next(
+                line.split(":", 1)[1].strip()
+                for line in f
+                if line.startswith("model name")
+            )
+    except (OSError, StopIteration):
+        pass
+    return f"cpu-{os.cpu_count()}core-{model}"
 
 
 def environment() -> dict:
@@ -20,10 +38,12 @@ def environment() -> dict:
         "device": getattr(device, "device_kind", str(device)),
         "jax": jax.__version__,
         "python": platform.python_version(),
-        "cpu_count": __import__("os").cpu_count(),
+        "cpu_count": os.cpu_count(),
     }
+    info["machine"] = _machine_name(device)
     try:
         import jaxlib
+
         info["jaxlib"] = jaxlib.__version__
     except ImportError:
         pass
@@ -35,14 +55,18 @@ def time_jitted(fn: Callable, *args: Any, repeats: int = 10) -> dict:
     start = time.perf_counter()
     compiled = fn.lower(*args).compile()
     compile_s = time.perf_counter() - start
-    jax.block_until_ready(compiled(*args))          # warm-up, discarded
+    jax.block_until_ready(compiled(*args))  # warm-up, discarded
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         jax.block_until_ready(compiled(*args))
         times.append(time.perf_counter() - start)
-    return {"compile_s": compile_s, "min_ms": 1e3 * min(times),
-            "median_ms": 1e3 * statistics.median(times), "repeats": repeats}
+    return {
+        "compile_s": compile_s,
+        "min_ms": 1e3 * min(times),
+        "median_ms": 1e3 * statistics.median(times),
+        "repeats": repeats,
+    }
 
 
 def time_python(fn: Callable[[], Any], repeats: int = 10) -> dict:
@@ -53,5 +77,9 @@ def time_python(fn: Callable[[], Any], repeats: int = 10) -> dict:
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    return {"compile_s": 0.0, "min_ms": 1e3 * min(times),
-            "median_ms": 1e3 * statistics.median(times), "repeats": repeats}
+    return {
+        "compile_s": 0.0,
+        "min_ms": 1e3 * min(times),
+        "median_ms": 1e3 * statistics.median(times),
+        "repeats": repeats,
+    }

@@ -1,4 +1,4 @@
-"""Forward pass and training step of the jaxrnn layer (reference path), optionally beside PyTorch.
+"""Forward pass and training step of the jaxrnn layer, optionally beside PyTorch.
 
 A training step is: forward over the sequence, an MSE loss on all outputs,
 full BPTT, and an Adam update after clip_by_global_norm(1.0). Sizes are
@@ -24,7 +24,6 @@ import jax.numpy as jnp
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 import _timing  # noqa: E402
-
 import jaxrnn  # noqa: E402
 from jaxrnn import train  # noqa: E402
 
@@ -51,27 +50,37 @@ def jaxrnn_step(cell, batch, seq_len, hidden, repeats):
         ys, _ = jaxrnn.apply_layer(params, xs)
         return train.mse_loss(ys, targets)
 
-    forward = jax.jit(lambda p, x: jaxrnn.apply_layer(p, x)[0])
-    # Check against the reference written as a loop over examples before timing.
-    step_fn = {"rnn": jaxrnn.rnn_step, "lstm": jaxrnn.lstm_step, "gru": jaxrnn.gru_step}[cell]
+    # Before timing, check the batched layer against the reference `unroll` of
+    # one example (eagerly, so the timed functions' compile caches stay cold).
+    step_fn = {
+        "rnn": jaxrnn.rnn_step,
+        "lstm": jaxrnn.lstm_step,
+        "gru": jaxrnn.gru_step,
+    }[cell]
     carry = jaxrnn.init_lstm_carry(hidden) if cell == "lstm" else jnp.zeros(hidden)
     one = jaxrnn.unroll(step_fn, params.cells[0][0], carry, xs[0])[1]
-    error = float(jnp.abs(forward(params, xs)[0] - one).max())
+    error = float(jnp.abs(jaxrnn.apply_layer(params, xs[:1])[0][0] - one).max())
+
+    forward = jax.jit(lambda p, x: jaxrnn.apply_layer(p, x)[0])
 
     optimizer = train.make_optimizer(1e-3, max_norm=1.0)
     step = jax.jit(train.make_train_step(optimizer, loss_fn))
     state = optimizer.init(params)
     return error, {
         "forward": _timing.time_jitted(forward, params, xs, repeats=repeats),
-        "train_step": _timing.time_jitted(step, params, state, xs, targets, repeats=repeats),
+        "train_step": _timing.time_jitted(
+            step, params, state, xs, targets, repeats=repeats
+        ),
     }
 
 
 def torch_step(cell, batch, seq_len, hidden, repeats):
     import torch
+
     torch.manual_seed(0)
     module = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell](
-        hidden, hidden, batch_first=True)
+        hidden, hidden, batch_first=True
+    )
     xs = torch.randn(batch, seq_len, hidden)
     targets = torch.randn(batch, seq_len, hidden)
     optimizer = torch.optim.Adam(module.parameters(), lr=1e-3)
@@ -87,37 +96,63 @@ def torch_step(cell, batch, seq_len, hidden, repeats):
         torch.nn.utils.clip_grad_norm_(module.parameters(), 1.0)
         optimizer.step()
 
-    return {"forward": _timing.time_python(forward, repeats),
-            "train_step": _timing.time_python(step, repeats)}, torch.__version__
+    return {
+        "forward": _timing.time_python(forward, repeats),
+        "train_step": _timing.time_python(step, repeats),
+    }, torch.__version__
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="two small sizes only")
-    parser.add_argument("--torch", action="store_true", help="also time torch.nn modules")
+    parser.add_argument(
+        "--torch", action="store_true", help="also time torch.nn modules"
+    )
     parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--save", action="store_true",
-                        help="append to benchmarks/results/<device>/train_step.jsonl")
+    parser.add_argument(
+        "--save",
+        action="store_true",
+        help="append to benchmarks/results/<device>/train_step.jsonl",
+    )
     args = parser.parse_args(argv)
     env = _timing.environment()
     lines = []
-    for cell, batch, seq_len, hidden in (SMOKE if args.smoke else PROBLEMS):
-        problem = {"cell": cell, "B": batch, "T": seq_len, "D": hidden, "H": hidden,
-                   "dtype": "float32"}
+    for cell, batch, seq_len, hidden in SMOKE if args.smoke else PROBLEMS:
+        problem = {
+            "cell": cell,
+            "B": batch,
+            "T": seq_len,
+            "D": hidden,
+            "H": hidden,
+            "dtype": "float32",
+        }
         error, timings = jaxrnn_step(cell, batch, seq_len, hidden, args.repeats)
-        results = [("jaxrnn.apply_layer (reference scan)", timings, {"max_abs_err": error})]
+        results = [
+            ("jaxrnn.apply_layer (reference scan)", timings, {"max_abs_err": error})
+        ]
         if args.torch:
-            torch_timings, version = torch_step(cell, batch, seq_len, hidden, args.repeats)
-            results.append((f"torch.nn.{cell.upper()}", torch_timings, {"torch": version}))
+            torch_timings, version = torch_step(
+                cell, batch, seq_len, hidden, args.repeats
+            )
+            results.append(
+                (f"torch.nn.{cell.upper()}", torch_timings, {"torch": version})
+            )
         for impl, timing, extra in results:
             for kind, t in timing.items():
-                line = {**env, **problem, "impl": impl, "measure": kind, **t, **extra,
-                        "sequences_per_s": batch / (t["median_ms"] / 1e3),
-                        "tokens_per_s": batch * seq_len / (t["median_ms"] / 1e3)}
+                line = {
+                    **env,
+                    **problem,
+                    "impl": impl,
+                    "measure": kind,
+                    **t,
+                    **extra,
+                    "sequences_per_s": batch / (t["median_ms"] / 1e3),
+                    "tokens_per_s": batch * seq_len / (t["median_ms"] / 1e3),
+                }
                 print(json.dumps(line), flush=True)
                 lines.append(line)
     if args.save:
-        device = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{env['platform']}-{env['device']}")
+        device = re.sub(r"[^A-Za-z0-9_.-]+", "-", env["machine"]).strip("-")
         out = pathlib.Path(__file__).parent / "results" / device / "train_step.jsonl"
         out.parent.mkdir(parents=True, exist_ok=True)
         with out.open("a") as f:

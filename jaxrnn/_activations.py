@@ -27,16 +27,20 @@ ELEMENTWISE = {
 READOUT = {**ELEMENTWISE, "softmax": jax.nn.softmax}
 
 
-def resolve(fn: str, arg: str, activation: Activation,
-            table: dict = ELEMENTWISE) -> Callable[[jax.Array], jax.Array]:
+def resolve(
+    fn: str, arg: str, activation: Activation, table: dict = ELEMENTWISE
+) -> Callable[[jax.Array], jax.Array]:
     """Turn a name from `table`, or any callable, into a function."""
     if callable(activation):
         return activation
     if isinstance(activation, str) and activation in table:
         return table[activation]
     _checks.fail(
-        fn, arg, f"must be one of {', '.join(map(repr, table))} or a callable",
-        repr(activation), kind=ValueError if isinstance(activation, str) else TypeError,
+        fn,
+        arg,
+        f"must be one of {', '.join(map(repr, table))} or a callable",
+        repr(activation),
+        kind=ValueError if isinstance(activation, str) else TypeError,
     )
 
 

@@ -18,7 +18,7 @@ import numpy as np
 
 
 def describe(x: Any) -> str:
-    """What a value is, for error messages: an array's shape and dtype, else its type."""
+    """What a value is, for messages: an array's shape and dtype, else its type."""
     if hasattr(x, "shape") and hasattr(x, "dtype"):
         return f"an array of shape {tuple(x.shape)} and dtype {jnp.dtype(x.dtype).name}"
     return f"a {type(x).__name__}"
@@ -42,19 +42,30 @@ def as_array(fn: str, arg: str, x: Any) -> jax.Array:
         try:
             return jnp.asarray(x)
         except (TypeError, ValueError) as error:
-            fail(fn, arg, "must be an array", f"{type(x).__name__} ({error})",
-                 kind=TypeError)
+            fail(
+                fn,
+                arg,
+                "must be an array",
+                f"{type(x).__name__} ({error})",
+                kind=TypeError,
+            )
     fail(fn, arg, "must be an array", f"a {type(x).__name__}", kind=TypeError)
 
 
-def float_array(fn: str, arg: str, x: Any, *, ndim: int | None = None,
-                hint: str = "") -> jax.Array:
+def float_array(
+    fn: str, arg: str, x: Any, *, ndim: int | None = None, hint: str = ""
+) -> jax.Array:
     """An array with a real floating dtype and, optionally, a given rank."""
     x = as_array(fn, arg, x)
     if not jnp.issubdtype(x.dtype, jnp.floating):
-        fail(fn, arg, "must have a real floating dtype (float16, bfloat16, "
-             "float32 or float64)", f"dtype {x.dtype.name}",
-             "Cast it first, for example x.astype(jnp.float32).", kind=TypeError)
+        fail(
+            fn,
+            arg,
+            "must have a real floating dtype (float16, bfloat16, float32 or float64)",
+            f"dtype {x.dtype.name}",
+            "Cast it first, for example x.astype(jnp.float32).",
+            kind=TypeError,
+        )
     if ndim is not None and x.ndim != ndim:
         fail(fn, arg, f"must be {ndim}-D", describe(x), hint)
     return x
@@ -63,17 +74,33 @@ def float_array(fn: str, arg: str, x: Any, *, ndim: int | None = None,
 def same_dtype(fn: str, arg: str, x: jax.Array, dtype: Any, owner: str) -> None:
     """Require `x.dtype == dtype`; `owner` names where `dtype` comes from."""
     if jnp.dtype(x.dtype) != jnp.dtype(dtype):
-        fail(fn, arg, f"must have the dtype of {owner} ({jnp.dtype(dtype).name})",
-             f"dtype {jnp.dtype(x.dtype).name}",
-             f"Cast it with .astype(jnp.{jnp.dtype(dtype).name}).", kind=TypeError)
+        fail(
+            fn,
+            arg,
+            f"must have the dtype of {owner} ({jnp.dtype(dtype).name})",
+            f"dtype {jnp.dtype(x.dtype).name}",
+            f"Cast it with .astype(jnp.{jnp.dtype(dtype).name}).",
+            kind=TypeError,
+        )
 
 
-def shape(fn: str, arg: str, x: jax.Array, expected: tuple[int, ...],
-          legend: str, hint: str = "") -> None:
+def shape(
+    fn: str,
+    arg: str,
+    x: jax.Array,
+    expected: tuple[int, ...],
+    legend: str,
+    hint: str = "",
+) -> None:
     """Require `x.shape == expected`; `legend` spells it in axis letters."""
     if tuple(x.shape) != tuple(expected):
-        fail(fn, arg, f"must have shape {legend} = {tuple(expected)}",
-             f"shape {tuple(x.shape)}", hint)
+        fail(
+            fn,
+            arg,
+            f"must have shape {legend} = {tuple(expected)}",
+            f"shape {tuple(x.shape)}",
+            hint,
+        )
 
 
 def positive_int(fn: str, arg: str, value: Any) -> int:

@@ -45,9 +45,15 @@ class ReadoutParams(NamedTuple):
     b_y: jax.Array
 
 
-def init_rnn(key: jax.Array, input_size: int, hidden_size: int, *,
-             init: str = "default", bias: bool = True,
-             dtype=jnp.float32) -> RNNParams:
+def init_rnn(
+    key: jax.Array,
+    input_size: int,
+    hidden_size: int,
+    *,
+    init: str = "default",
+    bias: bool = True,
+    dtype=jnp.float32,
+) -> RNNParams:
     """Initialise an Elman RNN.
 
     Args:
@@ -71,7 +77,8 @@ def init_rnn(key: jax.Array, input_size: int, hidden_size: int, *,
     """
     fn = "init_rnn"
     input_size, hidden_size, init, dtype = _init.sizes(
-        fn, input_size, hidden_size, init, dtype)
+        fn, input_size, hidden_size, init, dtype
+    )
     key_w, key_b = jax.random.split(key)
     w_ih, w_hh = _init.weights(key_w, 1, input_size, hidden_size, init, dtype)
     b = _init.bias(key_b, hidden_size, hidden_size, init, dtype) if bias else None
@@ -84,8 +91,13 @@ def init_rnn_carry(hidden_size: int, *, dtype=jnp.float32) -> jax.Array:
     return jnp.zeros((hidden_size,), _checks.float_dtype("init_rnn_carry", dtype))
 
 
-def rnn_step(params: RNNParams, carry: jax.Array, x: jax.Array, *,
-             activation: Activation = "tanh") -> tuple[jax.Array, jax.Array]:
+def rnn_step(
+    params: RNNParams,
+    carry: jax.Array,
+    x: jax.Array,
+    *,
+    activation: Activation = "tanh",
+) -> tuple[jax.Array, jax.Array]:
     """Advance an Elman RNN by one time step.
 
     Equation (the lecture's a_t, with h for a):
@@ -127,8 +139,14 @@ def rnn_step(params: RNNParams, carry: jax.Array, x: jax.Array, *,
     return h_new, h_new
 
 
-def init_readout(key: jax.Array, hidden_size: int, output_size: int, *,
-                 init: str = "default", dtype=jnp.float32) -> ReadoutParams:
+def init_readout(
+    key: jax.Array,
+    hidden_size: int,
+    output_size: int,
+    *,
+    init: str = "default",
+    dtype=jnp.float32,
+) -> ReadoutParams:
     """Initialise the output layer y = g2(W_ya a + b_y).
 
     Args:
@@ -144,21 +162,25 @@ def init_readout(key: jax.Array, hidden_size: int, output_size: int, *,
     """
     fn = "init_readout"
     hidden_size, output_size, init, dtype = _init.sizes(
-        fn, hidden_size, output_size, init, dtype)
+        fn, hidden_size, output_size, init, dtype
+    )
     key_w, key_b = jax.random.split(key)
     if init == "torch":
         bound = 1.0 / math.sqrt(hidden_size)
         return ReadoutParams(
             _init.uniform(key_w, (output_size, hidden_size), bound, dtype),
-            _init.uniform(key_b, (output_size,), bound, dtype))
+            _init.uniform(key_b, (output_size,), bound, dtype),
+        )
     bound = math.sqrt(6.0 / (hidden_size + output_size))
     return ReadoutParams(
         _init.uniform(key_w, (output_size, hidden_size), bound, dtype),
-        jnp.zeros((output_size,), dtype))
+        jnp.zeros((output_size,), dtype),
+    )
 
 
-def readout(params: ReadoutParams, h: jax.Array, *,
-            activation: Activation = "identity") -> jax.Array:
+def readout(
+    params: ReadoutParams, h: jax.Array, *, activation: Activation = "identity"
+) -> jax.Array:
     """The lecture's output layer, y = g2(w_ya @ h + b_y), over any leading axes.
 
     Apply it to all outputs of `unroll` (many-to-many, ys [T, H] -> [T, O]) or
@@ -181,14 +203,24 @@ def readout(params: ReadoutParams, h: jax.Array, *,
     """
     fn = "readout"
     if not isinstance(params, ReadoutParams):
-        _checks.fail(fn, "params", "must be ReadoutParams",
-                     _checks.describe(params), kind=TypeError)
+        _checks.fail(
+            fn,
+            "params",
+            "must be ReadoutParams",
+            _checks.describe(params),
+            kind=TypeError,
+        )
     g2 = _activations.resolve(fn, "activation", activation, _activations.READOUT)
     w_ya = _checks.float_array(fn, "params.w_ya", params.w_ya, ndim=2)
     h = _checks.float_array(fn, "h", h)
     if h.ndim == 0 or h.shape[-1] != w_ya.shape[1]:
-        _checks.fail(fn, "h", f"must end in H = {w_ya.shape[1]} (params.w_ya is "
-                     f"[O, H] = {tuple(w_ya.shape)})", f"shape {tuple(h.shape)}")
+        _checks.fail(
+            fn,
+            "h",
+            f"must end in H = {w_ya.shape[1]} (params.w_ya is "
+            f"[O, H] = {tuple(w_ya.shape)})",
+            f"shape {tuple(h.shape)}",
+        )
     _checks.same_dtype(fn, "h", h, w_ya.dtype, "params")
     b_y = _checks.float_array(fn, "params.b_y", params.b_y, ndim=1)
     _checks.shape(fn, "params.b_y", b_y, (w_ya.shape[0],), "[O]")

@@ -37,9 +37,15 @@ class GRUParams(NamedTuple):
     b_hn: Optional[jax.Array]
 
 
-def init_gru(key: jax.Array, input_size: int, hidden_size: int, *,
-             init: str = "default", bias: bool = True,
-             dtype=jnp.float32) -> GRUParams:
+def init_gru(
+    key: jax.Array,
+    input_size: int,
+    hidden_size: int,
+    *,
+    init: str = "default",
+    bias: bool = True,
+    dtype=jnp.float32,
+) -> GRUParams:
     """Initialise a GRU.
 
     Args:
@@ -64,7 +70,8 @@ def init_gru(key: jax.Array, input_size: int, hidden_size: int, *,
     """
     fn = "init_gru"
     input_size, hidden_size, init, dtype = _init.sizes(
-        fn, input_size, hidden_size, init, dtype)
+        fn, input_size, hidden_size, init, dtype
+    )
     key_w, key_rz, key_n, key_hn = jax.random.split(key, 4)
     w_ih, w_hh = _init.weights(key_w, 3, input_size, hidden_size, init, dtype)
     if not bias:
@@ -81,8 +88,9 @@ def init_gru_carry(hidden_size: int, *, dtype=jnp.float32) -> jax.Array:
     return jnp.zeros((hidden_size,), _checks.float_dtype("init_gru_carry", dtype))
 
 
-def gru_step(params: GRUParams, carry: jax.Array,
-             x: jax.Array) -> tuple[jax.Array, jax.Array]:
+def gru_step(
+    params: GRUParams, carry: jax.Array, x: jax.Array
+) -> tuple[jax.Array, jax.Array]:
     """Advance a GRU by one time step.
 
     Equations (gate blocks r, z, n along axis 0 of the weights):
@@ -119,9 +127,13 @@ def gru_step(params: GRUParams, carry: jax.Array,
     fn = "gru_step"
     input_size, hidden_size, dtype = _init.params(fn, params, GRUParams, 3)
     if (params.b is None) != (params.b_hn is None):
-        _checks.fail(fn, "params.b and params.b_hn", "must both be arrays or both "
-                     "be None", f"b={'None' if params.b is None else 'an array'} "
-                     f"and b_hn={'None' if params.b_hn is None else 'an array'}")
+        _checks.fail(
+            fn,
+            "params.b and params.b_hn",
+            "must both be arrays or both be None",
+            f"b={'None' if params.b is None else 'an array'} "
+            f"and b_hn={'None' if params.b_hn is None else 'an array'}",
+        )
     x = _init.step_input(fn, x, input_size, dtype)
     h = _init.carry_array(fn, "carry", carry, hidden_size, dtype)
     x_gates = params.w_ih @ x

@@ -39,32 +39,50 @@ def sizes(fn: str, input_size: Any, hidden_size: Any, init: Any, dtype: Any):
     )
 
 
-def uniform(key: jax.Array, shape: tuple[int, ...], limit: float,
-             dtype: jnp.dtype) -> jax.Array:
+def uniform(
+    key: jax.Array, shape: tuple[int, ...], limit: float, dtype: jnp.dtype
+) -> jax.Array:
     work = _checks.work_dtype(dtype)
     return jax.random.uniform(key, shape, work, -limit, limit).astype(dtype)
 
 
-def weights(key: jax.Array, gates: int, input_size: int, hidden_size: int,
-            init: str, dtype: jnp.dtype) -> tuple[jax.Array, jax.Array]:
+def weights(
+    key: jax.Array,
+    gates: int,
+    input_size: int,
+    hidden_size: int,
+    init: str,
+    dtype: jnp.dtype,
+) -> tuple[jax.Array, jax.Array]:
     """w_ih [G*H, D] and w_hh [G*H, H] under the chosen scheme."""
     key_ih, key_hh = jax.random.split(key)
     if init == "torch":
         k = 1.0 / math.sqrt(hidden_size)
-        return (uniform(key_ih, (gates * hidden_size, input_size), k, dtype),
-                uniform(key_hh, (gates * hidden_size, hidden_size), k, dtype))
+        return (
+            uniform(key_ih, (gates * hidden_size, input_size), k, dtype),
+            uniform(key_hh, (gates * hidden_size, hidden_size), k, dtype),
+        )
     glorot = math.sqrt(6.0 / (input_size + hidden_size))
     w_ih = uniform(key_ih, (gates * hidden_size, input_size), glorot, dtype)
     orthogonal = jax.nn.initializers.orthogonal()
     work = _checks.work_dtype(dtype)
-    blocks = [orthogonal(k, (hidden_size, hidden_size), work)
-              for k in jax.random.split(key_hh, gates)]
+    blocks = [
+        orthogonal(k, (hidden_size, hidden_size), work)
+        for k in jax.random.split(key_hh, gates)
+    ]
     return w_ih, jnp.concatenate(blocks, axis=0).astype(dtype)
 
 
-def bias(key: jax.Array, size: int, hidden_size: int, init: str,
-         dtype: jnp.dtype, *, summed: bool = True) -> jax.Array:
-    """A bias of `size` entries: zeros, or PyTorch's U(-k, k) (`summed`: b_ih + b_hh)."""
+def bias(
+    key: jax.Array,
+    size: int,
+    hidden_size: int,
+    init: str,
+    dtype: jnp.dtype,
+    *,
+    summed: bool = True,
+) -> jax.Array:
+    """`size` zeros, or PyTorch's U(-k, k) (`summed`: b_ih + b_hh, two draws)."""
     if init == "default":
         return jnp.zeros((size,), dtype)
     k = 1.0 / math.sqrt(hidden_size)
@@ -82,16 +100,26 @@ def params(fn: str, params: Any, cls: type, gates: int) -> tuple[int, int, jnp.d
     Returns (D, H, dtype).
     """
     if not isinstance(params, cls):
-        _checks.fail(fn, "params", f"must be {cls.__name__}",
-                     _checks.describe(params),
-                     f"Create them with init_{fn.split('_')[0]}.", kind=TypeError)
+        _checks.fail(
+            fn,
+            "params",
+            f"must be {cls.__name__}",
+            _checks.describe(params),
+            f"Create them with init_{fn.split('_')[0]}.",
+            kind=TypeError,
+        )
     w_ih = _checks.float_array(fn, "params.w_ih", params.w_ih, ndim=2)
     w_hh = _checks.float_array(fn, "params.w_hh", params.w_hh, ndim=2)
     hidden = w_hh.shape[1]
     legend = f"[{gates}H, H]" if gates > 1 else "[H, H]"
     _checks.shape(fn, "params.w_hh", w_hh, (gates * hidden, hidden), legend)
-    _checks.shape(fn, "params.w_ih", w_ih, (gates * hidden, w_ih.shape[1]),
-                  f"[{gates}H, D]" if gates > 1 else "[H, D]")
+    _checks.shape(
+        fn,
+        "params.w_ih",
+        w_ih,
+        (gates * hidden, w_ih.shape[1]),
+        f"[{gates}H, D]" if gates > 1 else "[H, D]",
+    )
     _checks.same_dtype(fn, "params.w_ih", w_ih, w_hh.dtype, "params.w_hh")
     for name in ("b", "b_hn"):
         value = getattr(params, name, None)
@@ -99,8 +127,13 @@ def params(fn: str, params: Any, cls: type, gates: int) -> tuple[int, int, jnp.d
             continue
         value = _checks.float_array(fn, f"params.{name}", value, ndim=1)
         size = hidden if name == "b_hn" else gates * hidden
-        _checks.shape(fn, f"params.{name}", value, (size,),
-                      "[H]" if size == hidden else f"[{gates}H]")
+        _checks.shape(
+            fn,
+            f"params.{name}",
+            value,
+            (size,),
+            "[H]" if size == hidden else f"[{gates}H]",
+        )
         _checks.same_dtype(fn, f"params.{name}", value, w_hh.dtype, "params.w_hh")
     return w_ih.shape[1], hidden, jnp.dtype(w_hh.dtype)
 
@@ -109,22 +142,34 @@ def step_input(fn: str, x: Any, input_size: int, dtype: jnp.dtype) -> jax.Array:
     """The input of one step: x [D] in the params' dtype."""
     x = _checks.float_array(fn, "x", x)
     if x.ndim != 1:
-        _checks.fail(fn, "x", "must be one example [D]", f"shape {tuple(x.shape)}",
-                     "The step works on one time step of one sequence: use unroll "
-                     "for a sequence [T, D], and jax.vmap (or apply_layer) for a batch.")
-    _checks.shape(fn, "x", x, (input_size,), "[D]",
-                  f"D is params.w_ih.shape[1] = {input_size}.")
+        _checks.fail(
+            fn,
+            "x",
+            "must be one example [D]",
+            f"shape {tuple(x.shape)}",
+            "The step works on one time step of one sequence: use unroll "
+            "for a sequence [T, D], and jax.vmap (or apply_layer) for a batch.",
+        )
+    _checks.shape(
+        fn, "x", x, (input_size,), "[D]", f"D is params.w_ih.shape[1] = {input_size}."
+    )
     _checks.same_dtype(fn, "x", x, dtype, "params")
     return x
 
 
-def carry_array(fn: str, arg: str, h: Any, hidden_size: int,
-                dtype: jnp.dtype) -> jax.Array:
+def carry_array(
+    fn: str, arg: str, h: Any, hidden_size: int, dtype: jnp.dtype
+) -> jax.Array:
     """One carry array [H] in the params' dtype."""
     h = _checks.float_array(fn, arg, h)
-    _checks.shape(fn, arg, h, (hidden_size,), "[H]",
-                  "The carry is for one example; use jax.vmap for a batch."
-                  if h.ndim > 1 else "")
+    _checks.shape(
+        fn,
+        arg,
+        h,
+        (hidden_size,),
+        "[H]",
+        "The carry is for one example; use jax.vmap for a batch." if h.ndim > 1 else "",
+    )
     _checks.same_dtype(fn, arg, h, dtype, "params")
     return h
 
@@ -134,8 +179,13 @@ def forget_offset(fn: str, forget_bias: Any, init: str, has_bias: bool) -> float
     if forget_bias is None:
         return 1.0 if (init == "default" and has_bias) else 0.0
     if isinstance(forget_bias, bool) or not isinstance(forget_bias, numbers.Real):
-        _checks.fail(fn, "forget_bias", "must be a number or None", repr(forget_bias),
-                     kind=TypeError)
+        _checks.fail(
+            fn,
+            "forget_bias",
+            "must be a number or None",
+            repr(forget_bias),
+            kind=TypeError,
+        )
     if not has_bias and forget_bias != 0:
         _checks.fail(fn, "forget_bias", "needs bias=True", repr(forget_bias))
     return float(forget_bias)

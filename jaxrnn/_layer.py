@@ -18,12 +18,11 @@ from typing import Any, Union
 import jax
 import jax.numpy as jnp
 
-from jaxrnn import _activations, _checks
+from jaxrnn import _activations, _checks, _unroll
 from jaxrnn._activations import Activation
 from jaxrnn._elman import RNNParams, init_rnn, rnn_step
 from jaxrnn._gru import GRUParams, gru_step, init_gru
 from jaxrnn._lstm import LSTMCarry, LSTMParams, init_lstm, lstm_step
-from jaxrnn import _unroll
 
 CellParams = Union[RNNParams, LSTMParams, GRUParams]
 # An LSTMCarry of two [L*D, B, H] arrays for the LSTM, one such array otherwise.
@@ -32,8 +31,9 @@ State = Union[LSTMCarry, jax.Array]
 _CELLS = {"rnn": RNNParams, "lstm": LSTMParams, "gru": GRUParams}
 
 
-@functools.partial(jax.tree_util.register_dataclass,
-                   data_fields=["cells"], meta_fields=["activation"])
+@functools.partial(
+    jax.tree_util.register_dataclass, data_fields=["cells"], meta_fields=["activation"]
+)
 @dataclasses.dataclass(frozen=True)
 class LayerParams:
     """Parameters of a stacked, optionally bidirectional, recurrent layer.
@@ -53,7 +53,7 @@ class LayerParams:
 
     @property
     def cell(self) -> str:
-        """"rnn", "lstm" or "gru"."""
+        """ "rnn", "lstm" or "gru"."""
         kind = type(self.cells[0][0])
         return next(name for name, cls in _CELLS.items() if cls is kind)
 
@@ -78,11 +78,20 @@ class LayerParams:
         return jnp.dtype(self.cells[0][0].w_hh.dtype)
 
 
-def init_layer(key: jax.Array, cell: str, input_size: int, hidden_size: int, *,
-               num_layers: int = 1, bidirectional: bool = False,
-               activation: Activation | None = None, bias: bool = True,
-               init: str = "default", forget_bias: float | None = None,
-               dtype=jnp.float32) -> LayerParams:
+def init_layer(
+    key: jax.Array,
+    cell: str,
+    input_size: int,
+    hidden_size: int,
+    *,
+    num_layers: int = 1,
+    bidirectional: bool = False,
+    activation: Activation | None = None,
+    bias: bool = True,
+    init: str = "default",
+    forget_bias: float | None = None,
+    dtype=jnp.float32,
+) -> LayerParams:
     """Initialise a stacked recurrent layer, like `torch.nn.LSTM(...)`.
 
     Args:
@@ -117,11 +126,19 @@ def init_layer(key: jax.Array, cell: str, input_size: int, hidden_size: int, *,
     input_size = _checks.positive_int(fn, "input_size", input_size)
     hidden_size = _checks.positive_int(fn, "hidden_size", hidden_size)
     if cell != "rnn" and activation is not None:
-        _checks.fail(fn, "activation", "applies to cell='rnn' only",
-                     f"activation={activation!r} with cell={cell!r}")
+        _checks.fail(
+            fn,
+            "activation",
+            "applies to cell='rnn' only",
+            f"activation={activation!r} with cell={cell!r}",
+        )
     if cell != "lstm" and forget_bias is not None:
-        _checks.fail(fn, "forget_bias", "applies to cell='lstm' only",
-                     f"forget_bias={forget_bias!r} with cell={cell!r}")
+        _checks.fail(
+            fn,
+            "forget_bias",
+            "applies to cell='lstm' only",
+            f"forget_bias={forget_bias!r} with cell={cell!r}",
+        )
     activation = "tanh" if activation is None else activation
     _activations.resolve(fn, "activation", activation)
     kwargs = dict(init=init, bias=bias, dtype=dtype)
@@ -133,59 +150,95 @@ def init_layer(key: jax.Array, cell: str, input_size: int, hidden_size: int, *,
     cells = []
     for layer in range(num_layers):
         size = input_size if layer == 0 else num_directions * hidden_size
-        cells.append(tuple(
-            init_cell(keys[layer * num_directions + d], size, hidden_size, **kwargs)
-            for d in range(num_directions)))
+        cells.append(
+            tuple(
+                init_cell(keys[layer * num_directions + d], size, hidden_size, **kwargs)
+                for d in range(num_directions)
+            )
+        )
     return LayerParams(tuple(cells), activation)
 
 
 def _structure(fn: str, params: Any) -> None:
     """Check that params is a well-formed LayerParams."""
     if not isinstance(params, LayerParams):
-        _checks.fail(fn, "params", "must be LayerParams (from init_layer)",
-                     _checks.describe(params), kind=TypeError)
+        _checks.fail(
+            fn,
+            "params",
+            "must be LayerParams (from init_layer)",
+            _checks.describe(params),
+            kind=TypeError,
+        )
     if not params.cells or not all(params.cells):
-        _checks.fail(fn, "params.cells", "must hold at least one layer and direction",
-                     repr(params.cells))
+        _checks.fail(
+            fn,
+            "params.cells",
+            "must hold at least one layer and direction",
+            repr(params.cells),
+        )
     kind = type(params.cells[0][0])
     if kind not in _CELLS.values():
-        _checks.fail(fn, "params.cells", "must hold RNNParams, LSTMParams or "
-                     "GRUParams", f"a {kind.__name__}", kind=TypeError)
+        _checks.fail(
+            fn,
+            "params.cells",
+            "must hold RNNParams, LSTMParams or GRUParams",
+            f"a {kind.__name__}",
+            kind=TypeError,
+        )
     directions = len(params.cells[0])
     if directions not in (1, 2):
-        _checks.fail(fn, "params.cells", "must have 1 or 2 directions per layer",
-                     f"{directions}")
+        _checks.fail(
+            fn, "params.cells", "must have 1 or 2 directions per layer", f"{directions}"
+        )
     for layer, cells in enumerate(params.cells):
         if len(cells) != directions or any(type(c) is not kind for c in cells):
-            _checks.fail(fn, f"params.cells[{layer}]", f"must hold {directions} "
-                         f"{kind.__name__}", repr([type(c).__name__ for c in cells]),
-                         kind=TypeError)
+            _checks.fail(
+                fn,
+                f"params.cells[{layer}]",
+                f"must hold {directions} {kind.__name__}",
+                repr([type(c).__name__ for c in cells]),
+                kind=TypeError,
+            )
         expected = params.input_size if layer == 0 else directions * params.hidden_size
         for d, c in enumerate(cells):
             if tuple(c.w_ih.shape[1:]) != (expected,):
-                _checks.fail(fn, f"params.cells[{layer}][{d}].w_ih", f"must read "
-                             f"{expected} inputs", f"shape {tuple(c.w_ih.shape)}")
+                _checks.fail(
+                    fn,
+                    f"params.cells[{layer}][{d}].w_ih",
+                    f"must read {expected} inputs",
+                    f"shape {tuple(c.w_ih.shape)}",
+                )
 
 
 def _state(fn: str, params: LayerParams, state: Any, batch_size: int) -> State:
     """Check an initial state, or make the zero one: [L*D, B, H] per array."""
-    shape = (params.num_layers * params.num_directions, batch_size,
-             params.hidden_size)
+    shape = (params.num_layers * params.num_directions, batch_size, params.hidden_size)
     if state is None:
         zeros = jnp.zeros(shape, params.dtype)
         return LSTMCarry(zeros, zeros) if params.cell == "lstm" else zeros
     if params.cell == "lstm":
         if not isinstance(state, LSTMCarry):
-            _checks.fail(fn, "initial_state", "must be LSTMCarry(h, c) for an LSTM",
-                         _checks.describe(state), kind=TypeError)
+            _checks.fail(
+                fn,
+                "initial_state",
+                "must be LSTMCarry(h, c) for an LSTM",
+                _checks.describe(state),
+                kind=TypeError,
+            )
         arrays = {"initial_state.h": state.h, "initial_state.c": state.c}
     else:
         arrays = {"initial_state": state}
     checked = []
     for name, value in arrays.items():
         value = _checks.float_array(fn, name, value)
-        _checks.shape(fn, name, value, shape, "[num_layers * num_directions, B, H]",
-                      "This is PyTorch's h_0 layout.")
+        _checks.shape(
+            fn,
+            name,
+            value,
+            shape,
+            "[num_layers * num_directions, B, H]",
+            "This is PyTorch's h_0 layout.",
+        )
         _checks.same_dtype(fn, name, value, params.dtype, "params")
         checked.append(value)
     return LSTMCarry(*checked) if params.cell == "lstm" else checked[0]
@@ -193,23 +246,39 @@ def _state(fn: str, params: LayerParams, state: Any, batch_size: int) -> State:
 
 def _dropout_rate(fn: str, dropout: Any, key: Any, num_layers: int) -> float:
     if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real):
-        _checks.fail(fn, "dropout", "must be a number in [0, 1)", repr(dropout),
-                     kind=TypeError)
+        _checks.fail(
+            fn, "dropout", "must be a number in [0, 1)", repr(dropout), kind=TypeError
+        )
     if not 0 <= dropout < 1:
         _checks.fail(fn, "dropout", "must be in [0, 1)", repr(dropout))
     if dropout > 0 and key is None:
-        _checks.fail(fn, "key", "is needed when dropout > 0", "None",
-                     "Pass a PRNG key for training, or dropout=0.0 for evaluation.")
+        _checks.fail(
+            fn,
+            "key",
+            "is needed when dropout > 0",
+            "None",
+            "Pass a PRNG key for training, or dropout=0.0 for evaluation.",
+        )
     if dropout > 0 and num_layers == 1:
-        warnings.warn(f"{fn}: dropout={dropout} has no effect with num_layers=1: it "
-                      "acts between layers, as in PyTorch.", stacklevel=3)
+        warnings.warn(
+            f"{fn}: dropout={dropout} has no effect with num_layers=1: it "
+            "acts between layers, as in PyTorch.",
+            stacklevel=3,
+        )
     return float(dropout)
 
 
-def apply_layer(params: LayerParams, xs: Any, *, lengths: Any = None,
-                mask: Any = None, initial_state: State | None = None,
-                dropout: float = 0.0, key: jax.Array | None = None,
-                unroll: int | bool = 1) -> tuple[jax.Array, State]:
+def apply_layer(
+    params: LayerParams,
+    xs: Any,
+    *,
+    lengths: Any = None,
+    mask: Any = None,
+    initial_state: State | None = None,
+    dropout: float = 0.0,
+    key: jax.Array | None = None,
+    unroll: int | bool = 1,
+) -> tuple[jax.Array, State]:
     """Run a stacked recurrent layer over a batch, like `torch.nn.LSTM.forward`.
 
     Every layer and direction is `unroll` of the reference step, mapped over
@@ -264,22 +333,29 @@ def apply_layer(params: LayerParams, xs: Any, *, lengths: Any = None,
     fn = "apply_layer"
     _structure(fn, params)
     xs = _checks.float_array(
-        fn, "xs", xs, ndim=3,
+        fn,
+        "xs",
+        xs,
+        ndim=3,
         hint="It takes a batch-first [B, T, D]; add a batch axis with xs[None] "
-             "for one sequence.")
+        "for one sequence.",
+    )
     batch_size, seq_len, input_size = xs.shape
     if input_size != params.input_size:
-        _checks.fail(fn, "xs", f"must be [B, T, D] with D = {params.input_size} "
-                     "(the layer's input_size)", f"shape {tuple(xs.shape)}")
+        _checks.fail(
+            fn,
+            "xs",
+            f"must be [B, T, D] with D = {params.input_size} (the layer's input_size)",
+            f"shape {tuple(xs.shape)}",
+        )
     _checks.same_dtype(fn, "xs", xs, params.dtype, "params")
     mask = _unroll.resolve_mask(fn, seq_len, mask, lengths, batch=(batch_size,))
     state = _state(fn, params, initial_state, batch_size)
     rate = _dropout_rate(fn, dropout, key, params.num_layers)
 
+    step = {"rnn": rnn_step, "lstm": lstm_step, "gru": gru_step}[params.cell]
     if params.cell == "rnn":
-        step = functools.partial(rnn_step, activation=params.activation)
-    else:
-        step = lstm_step if params.cell == "lstm" else gru_step
+        step = functools.partial(step, activation=params.activation)
     mask_axis = None if mask is None else 0
     inputs, finals = xs, []
     for layer, cells in enumerate(params.cells):
@@ -289,8 +365,15 @@ def apply_layer(params: LayerParams, xs: Any, *, lengths: Any = None,
             carry0 = jax.tree.map(lambda a: a[index], state)
 
             def run(x, carry, m, cell_params=cell_params, direction=direction):
-                return _unroll.unroll(step, cell_params, carry, x, mask=m,
-                              reverse=direction == 1, unroll=unroll)
+                return _unroll.unroll(
+                    step,
+                    cell_params,
+                    carry,
+                    x,
+                    mask=m,
+                    reverse=direction == 1,
+                    unroll=unroll,
+                )
 
             final, ys = jax.vmap(run, in_axes=(0, 0, mask_axis))(inputs, carry0, mask)
             finals.append(final)

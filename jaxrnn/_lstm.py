@@ -43,9 +43,16 @@ class LSTMCarry(NamedTuple):
     c: jax.Array
 
 
-def init_lstm(key: jax.Array, input_size: int, hidden_size: int, *,
-              init: str = "default", forget_bias: float | None = None,
-              bias: bool = True, dtype=jnp.float32) -> LSTMParams:
+def init_lstm(
+    key: jax.Array,
+    input_size: int,
+    hidden_size: int,
+    *,
+    init: str = "default",
+    forget_bias: float | None = None,
+    bias: bool = True,
+    dtype=jnp.float32,
+) -> LSTMParams:
     """Initialise an LSTM.
 
     Args:
@@ -74,14 +81,15 @@ def init_lstm(key: jax.Array, input_size: int, hidden_size: int, *,
     """
     fn = "init_lstm"
     input_size, hidden_size, init, dtype = _init.sizes(
-        fn, input_size, hidden_size, init, dtype)
+        fn, input_size, hidden_size, init, dtype
+    )
     offset = _init.forget_offset(fn, forget_bias, init, bias)
     key_w, key_b = jax.random.split(key)
     w_ih, w_hh = _init.weights(key_w, 4, input_size, hidden_size, init, dtype)
     if not bias:
         return LSTMParams(w_ih, w_hh, None)
     b = _init.bias(key_b, 4 * hidden_size, hidden_size, init, dtype)
-    b = b.at[hidden_size:2 * hidden_size].add(jnp.asarray(offset, dtype))
+    b = b.at[hidden_size : 2 * hidden_size].add(jnp.asarray(offset, dtype))
     return LSTMParams(w_ih, w_hh, b)
 
 
@@ -92,8 +100,9 @@ def init_lstm_carry(hidden_size: int, *, dtype=jnp.float32) -> LSTMCarry:
     return LSTMCarry(zeros, zeros)
 
 
-def lstm_step(params: LSTMParams, carry: LSTMCarry,
-              x: jax.Array) -> tuple[LSTMCarry, jax.Array]:
+def lstm_step(
+    params: LSTMParams, carry: LSTMCarry, x: jax.Array
+) -> tuple[LSTMCarry, jax.Array]:
     """Advance an LSTM by one time step.
 
     Equations (gate blocks i, f, g, o along axis 0 of the weights; the
@@ -127,10 +136,14 @@ def lstm_step(params: LSTMParams, carry: LSTMCarry,
     fn = "lstm_step"
     input_size, hidden_size, dtype = _init.params(fn, params, LSTMParams, 4)
     if not isinstance(carry, LSTMCarry):
-        _checks.fail(fn, "carry", "must be LSTMCarry(h, c)",
-                     _checks.describe(carry),
-                     "Wrap a pair with LSTMCarry(h, c), or use init_lstm_carry.",
-                     kind=TypeError)
+        _checks.fail(
+            fn,
+            "carry",
+            "must be LSTMCarry(h, c)",
+            _checks.describe(carry),
+            "Wrap a pair with LSTMCarry(h, c), or use init_lstm_carry.",
+            kind=TypeError,
+        )
     x = _init.step_input(fn, x, input_size, dtype)
     h = _init.carry_array(fn, "carry.h", carry.h, hidden_size, dtype)
     c = _init.carry_array(fn, "carry.c", carry.c, hidden_size, dtype)

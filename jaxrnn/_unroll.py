@@ -38,8 +38,13 @@ def lengths_to_mask(lengths: Any, seq_len: int) -> jax.Array:
     fn = "lengths_to_mask"
     lengths = _checks.as_array(fn, "lengths", lengths)
     if not jnp.issubdtype(lengths.dtype, jnp.integer):
-        _checks.fail(fn, "lengths", "must have an integer dtype",
-                     f"dtype {lengths.dtype.name}", kind=TypeError)
+        _checks.fail(
+            fn,
+            "lengths",
+            "must have an integer dtype",
+            f"dtype {lengths.dtype.name}",
+            kind=TypeError,
+        )
     if isinstance(seq_len, bool) or not isinstance(seq_len, numbers.Integral):
         _checks.fail(fn, "seq_len", "must be an int", repr(seq_len), kind=TypeError)
     if seq_len < 0:
@@ -48,8 +53,9 @@ def lengths_to_mask(lengths: Any, seq_len: int) -> jax.Array:
     return steps.reshape((1,) * lengths.ndim + (seq_len,)) < lengths[..., None]
 
 
-def resolve_mask(fn: str, seq_len: int, mask: Any, lengths: Any,
-                 batch: tuple[int, ...] = ()) -> jax.Array | None:
+def resolve_mask(
+    fn: str, seq_len: int, mask: Any, lengths: Any, batch: tuple[int, ...] = ()
+) -> jax.Array | None:
     """Check `mask` [*batch, T] or `lengths` [*batch] and return a bool mask or None."""
     legend = "[B, T]" if batch else "[T]"
     name = "lengths" if batch else "length"
@@ -58,19 +64,43 @@ def resolve_mask(fn: str, seq_len: int, mask: Any, lengths: Any,
     if mask is not None:
         mask = _checks.as_array(fn, "mask", mask)
         if mask.dtype != jnp.bool_:
-            _checks.fail(fn, "mask", "must have dtype bool", f"dtype {mask.dtype.name}",
-                         "Use mask.astype(bool).", kind=TypeError)
-        _checks.shape(fn, "mask", mask, (*batch, seq_len), legend,
-                      f"T = {seq_len} is the length of the time axis of xs.")
+            _checks.fail(
+                fn,
+                "mask",
+                "must have dtype bool",
+                f"dtype {mask.dtype.name}",
+                "Use mask.astype(bool).",
+                kind=TypeError,
+            )
+        _checks.shape(
+            fn,
+            "mask",
+            mask,
+            (*batch, seq_len),
+            legend,
+            f"T = {seq_len} is the length of the time axis of xs.",
+        )
         return mask
     if lengths is not None:
         lengths = _checks.as_array(fn, name, lengths)
         if not jnp.issubdtype(lengths.dtype, jnp.integer):
-            _checks.fail(fn, name, "must have an integer dtype",
-                         f"dtype {lengths.dtype.name}", kind=TypeError)
-        _checks.shape(fn, name, lengths, batch, "[B]" if batch else "[] (a scalar)",
-                      "unroll runs one sequence; use jax.vmap or apply_layer for "
-                      "a batch." if not batch else "")
+            _checks.fail(
+                fn,
+                name,
+                "must have an integer dtype",
+                f"dtype {lengths.dtype.name}",
+                kind=TypeError,
+            )
+        _checks.shape(
+            fn,
+            name,
+            lengths,
+            batch,
+            "[B]" if batch else "[] (a scalar)",
+            "unroll runs one sequence; use jax.vmap or apply_layer for a batch."
+            if not batch
+            else "",
+        )
         return lengths_to_mask(lengths, seq_len)
     return None
 
@@ -83,14 +113,26 @@ def _unroll_factor(fn: str, unroll: Any) -> int | bool:
 
 def _sequence(fn: str, xs: Any) -> jax.Array:
     return _checks.float_array(
-        fn, "xs", xs, ndim=2,
+        fn,
+        "xs",
+        xs,
+        ndim=2,
         hint="It takes one sequence [T, D]; use jax.vmap for a batch [B, T, D], "
-             "or apply_layer, which takes [B, T, D].")
+        "or apply_layer, which takes [B, T, D].",
+    )
 
 
-def unroll(step: Step, params: Any, carry: Any, xs: Any, *, mask: Any = None,
-           length: Any = None, reverse: bool = False,
-           unroll: int | bool = 1) -> tuple[Any, jax.Array]:
+def unroll(
+    step: Step,
+    params: Any,
+    carry: Any,
+    xs: Any,
+    *,
+    mask: Any = None,
+    length: Any = None,
+    reverse: bool = False,
+    unroll: int | bool = 1,
+) -> tuple[Any, jax.Array]:
     """Run `step` over a sequence with `jax.lax.scan`.
 
     Equivalent Python loop (what `unroll_loop` runs):
@@ -149,16 +191,26 @@ def unroll(step: Step, params: Any, carry: Any, xs: Any, *, mask: Any = None,
     def masked_step(carry, inputs):
         x, keep = inputs
         new_carry, y = step_fn(carry, x)
-        carry = jax.tree.map(lambda new, old: jnp.where(keep, new, old),
-                             new_carry, carry)
+        carry = jax.tree.map(
+            lambda new, old: jnp.where(keep, new, old), new_carry, carry
+        )
         return carry, jnp.where(keep, y, jnp.zeros_like(y))
 
-    return jax.lax.scan(masked_step, carry, (xs, mask), reverse=bool(reverse),
-                        unroll=unroll)
+    return jax.lax.scan(
+        masked_step, carry, (xs, mask), reverse=bool(reverse), unroll=unroll
+    )
 
 
-def unroll_loop(step: Step, params: Any, carry: Any, xs: Any, *, mask: Any = None,
-                length: Any = None, reverse: bool = False) -> tuple[Any, jax.Array]:
+def unroll_loop(
+    step: Step,
+    params: Any,
+    carry: Any,
+    xs: Any,
+    *,
+    mask: Any = None,
+    length: Any = None,
+    reverse: bool = False,
+) -> tuple[Any, jax.Array]:
     """The Python-loop twin of `unroll`: the test oracle, and for teaching.
 
     Same arguments and results as `unroll` (without `unroll=`). It runs
@@ -173,7 +225,7 @@ def unroll_loop(step: Step, params: Any, carry: Any, xs: Any, *, mask: Any = Non
         y = jax.eval_shape(lambda c, x: step(params, c, x)[1], carry, x)
         return carry, jnp.zeros((0, *y.shape), y.dtype)
     ys = [None] * seq_len
-    for t in (reversed(range(seq_len)) if reverse else range(seq_len)):
+    for t in reversed(range(seq_len)) if reverse else range(seq_len):
         new_carry, y = step(params, carry, xs[t])
         if mask is None or bool(mask[t]):
             carry = new_carry

@@ -21,6 +21,7 @@ def x64():
     if hasattr(jax, "enable_x64"):
         return jax.enable_x64(True)
     from jax.experimental import enable_x64
+
     return enable_x64()
 
 
@@ -28,13 +29,19 @@ def sigmoid(z):
     return 1.0 / (1.0 + np.exp(-z))
 
 
-NP_ACTIVATIONS = {"tanh": np.tanh, "sigmoid": sigmoid, "relu": lambda z: np.maximum(z, 0)}
+NP_ACTIVATIONS = {
+    "tanh": np.tanh,
+    "sigmoid": sigmoid,
+    "relu": lambda z: np.maximum(z, 0),
+}
 
 
 def _gate(params, k, hidden):
     """Gate k's matrix W_k = [W_hh_k | W_ih_k], acting on [h, x], and its bias."""
     rows = slice(k * hidden, (k + 1) * hidden)
-    w = np.concatenate([np.asarray(params.w_hh)[rows], np.asarray(params.w_ih)[rows]], 1)
+    w = np.concatenate(
+        [np.asarray(params.w_hh)[rows], np.asarray(params.w_ih)[rows]], 1
+    )
     b = np.zeros(hidden) if params.b is None else np.asarray(params.b)[rows]
     return w, b
 
@@ -54,7 +61,8 @@ def np_lstm(params, h, c, xs):
     """f, i, C~, C, o, h of the lecture, one gate matrix each (order i, f, g, o)."""
     hidden = len(h)
     (w_i, b_i), (w_f, b_f), (w_g, b_g), (w_o, b_o) = (
-        _gate(params, k, hidden) for k in range(4))
+        _gate(params, k, hidden) for k in range(4)
+    )
     hs = []
     for x in xs:
         hx = np.concatenate([h, x])
@@ -74,7 +82,7 @@ def np_gru(params, h, xs):
     w_ih, w_hh = np.asarray(params.w_ih), np.asarray(params.w_hh)
     b = np.zeros(3 * hidden) if params.b is None else np.asarray(params.b)
     b_hn = np.zeros(hidden) if params.b_hn is None else np.asarray(params.b_hn)
-    blocks = lambda a: (a[:hidden], a[hidden:2 * hidden], a[2 * hidden:])
+    blocks = lambda a: (a[:hidden], a[hidden : 2 * hidden], a[2 * hidden :])
     (w_ir, w_iz, w_in), (w_hr, w_hz, w_hn) = blocks(w_ih), blocks(w_hh)
     b_r, b_z, b_in = blocks(b)
     hs = []
@@ -85,6 +93,11 @@ def np_gru(params, h, xs):
         h = (1 - z) * n + z * h
         hs.append(h)
     return h, np.array(hs)
+
+
+def _np_lstm_carry(params, carry, xs):
+    (h, c), hs = np_lstm(params, carry.h, carry.c, xs)
+    return jaxrnn.LSTMCarry(h, c), hs
 
 
 class Cell:
@@ -102,26 +115,45 @@ class Cell:
         zeros = self.init_carry(hidden, dtype=dtype)
         keys = iter(jax.random.split(key, 2))
         return jax.tree.map(
-            lambda z: (0.5 * jax.random.normal(next(keys), z.shape)).astype(dtype), zeros)
+            lambda z: (0.5 * jax.random.normal(next(keys), z.shape)).astype(dtype),
+            zeros,
+        )
 
     def numpy(self, params, carry, xs):
         """(final carry, outputs) from the NumPy transcription."""
         carry = jax.tree.map(lambda a: np.asarray(a, np.float64), carry)
-        if self.name == "lstm":
-            (h, c), hs = np_lstm(params, carry.h, carry.c, np.asarray(xs, np.float64))
-            return jaxrnn.LSTMCarry(h, c), hs
         return self.numpy_fn(params, carry, np.asarray(xs, np.float64))
 
 
 CELLS = [
-    Cell("rnn_tanh", jaxrnn.init_rnn, functools.partial(jaxrnn.rnn_step, activation="tanh"),
-         jaxrnn.init_rnn_carry, lambda p, h, xs: np_rnn(p, h, xs, "tanh")),
-    Cell("rnn_sigmoid", jaxrnn.init_rnn,
-         functools.partial(jaxrnn.rnn_step, activation="sigmoid"),
-         jaxrnn.init_rnn_carry, lambda p, h, xs: np_rnn(p, h, xs, "sigmoid")),
-    Cell("rnn_relu", jaxrnn.init_rnn, functools.partial(jaxrnn.rnn_step, activation="relu"),
-         jaxrnn.init_rnn_carry, lambda p, h, xs: np_rnn(p, h, xs, "relu")),
-    Cell("lstm", jaxrnn.init_lstm, jaxrnn.lstm_step, jaxrnn.init_lstm_carry, None),
+    Cell(
+        "rnn_tanh",
+        jaxrnn.init_rnn,
+        functools.partial(jaxrnn.rnn_step, activation="tanh"),
+        jaxrnn.init_rnn_carry,
+        lambda p, h, xs: np_rnn(p, h, xs, "tanh"),
+    ),
+    Cell(
+        "rnn_sigmoid",
+        jaxrnn.init_rnn,
+        functools.partial(jaxrnn.rnn_step, activation="sigmoid"),
+        jaxrnn.init_rnn_carry,
+        lambda p, h, xs: np_rnn(p, h, xs, "sigmoid"),
+    ),
+    Cell(
+        "rnn_relu",
+        jaxrnn.init_rnn,
+        functools.partial(jaxrnn.rnn_step, activation="relu"),
+        jaxrnn.init_rnn_carry,
+        lambda p, h, xs: np_rnn(p, h, xs, "relu"),
+    ),
+    Cell(
+        "lstm",
+        jaxrnn.init_lstm,
+        jaxrnn.lstm_step,
+        jaxrnn.init_lstm_carry,
+        _np_lstm_carry,
+    ),
     Cell("gru", jaxrnn.init_gru, jaxrnn.gru_step, jaxrnn.init_gru_carry, np_gru),
 ]
 CELL_IDS = [c.name for c in CELLS]

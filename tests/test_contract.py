@@ -26,8 +26,9 @@ def test_step_keeps_carry_structure_and_dtype(cell, dtype, getkey):
         new_carry, y = cell.step(params, carry, x)
         assert _structure(new_carry) == _structure(carry)
         assert y.shape == (H,) and y.dtype == dtype
-        final, ys = jaxrnn.unroll(cell.step, params, carry,
-                                  jax.random.normal(getkey(), (T, D)).astype(dtype))
+        final, ys = jaxrnn.unroll(
+            cell.step, params, carry, jax.random.normal(getkey(), (T, D)).astype(dtype)
+        )
         assert _structure(final) == _structure(carry)
         assert ys.shape == (T, H) and ys.dtype == dtype
         assert all(a.dtype == dtype for a in jax.tree.leaves(params) if a is not None)
@@ -50,7 +51,9 @@ def test_jit_equals_eager(cell, getkey):
     carry = cell.random_carry(getkey(), H)
     xs = jax.random.normal(getkey(), (T, D))
     eager = jaxrnn.unroll(cell.step, params, carry, xs)
-    jitted = jax.jit(lambda p, c, x: jaxrnn.unroll(cell.step, p, c, x))(params, carry, xs)
+    jitted = jax.jit(lambda p, c, x: jaxrnn.unroll(cell.step, p, c, x))(
+        params, carry, xs
+    )
     assert_trees_close(jitted, eager, 1e-6)
     step_jit = jax.jit(cell.step)(params, carry, xs[0])
     assert_trees_close(step_jit, cell.step(params, carry, xs[0]), 1e-6)
@@ -78,8 +81,12 @@ def test_vmap_equals_loop_over_examples(cell, getkey):
 def test_eval_shape(cell, getkey):
     params = cell.init(getkey(), D, H)
     carry = cell.init_carry(H)
-    final, ys = jax.eval_shape(lambda p, c, x: jaxrnn.unroll(cell.step, p, c, x),
-                               params, carry, jax.ShapeDtypeStruct((T, D), jnp.float32))
+    final, ys = jax.eval_shape(
+        lambda p, c, x: jaxrnn.unroll(cell.step, p, c, x),
+        params,
+        carry,
+        jax.ShapeDtypeStruct((T, D), jnp.float32),
+    )
     assert ys.shape == (T, H)
     assert _structure(final) == _structure(carry)
 
@@ -88,6 +95,7 @@ def test_eval_shape(cell, getkey):
 def test_step_is_a_scan_body(cell, getkey):
     """functools.partial(step, params) is exactly what lax.scan wants."""
     import functools
+
     params = cell.init(getkey(), D, H)
     carry = cell.random_carry(getkey(), H)
     xs = jax.random.normal(getkey(), (T, D))
@@ -98,11 +106,14 @@ def test_step_is_a_scan_body(cell, getkey):
 @pytest.mark.parametrize("cell", CELLS, ids=CELL_IDS)
 def test_wrong_input_size_names_both_shapes(cell, getkey):
     params = cell.init(getkey(), D, H)
-    with pytest.raises(ValueError, match=r"x must have shape \[D\] = \(3,\), got shape \(4,\)"):
+    with pytest.raises(
+        ValueError, match=r"x must have shape \[D\] = \(3,\), got shape \(4,\)"
+    ):
         cell.step(params, cell.init_carry(H), jnp.ones(D + 1))
     with pytest.raises(ValueError, match=r"\(3,\).*\(4,\)"):
         jax.jit(lambda x: jaxrnn.unroll(cell.step, params, cell.init_carry(H), x))(
-            jnp.ones((T, D + 1)))
+            jnp.ones((T, D + 1))
+        )
 
 
 def test_params_are_pytrees_of_arrays(getkey):

@@ -17,6 +17,7 @@ def test_doctests(name):
     module = importlib.import_module(name)
     globs = {**vars(jaxrnn), **vars(module)}
     with jax.numpy_dtype_promotion("standard"):
-        result = doctest.testmod(module, extraglobs=globs, optionflags=doctest.ELLIPSIS,
-                                 verbose=False)
+        result = doctest.testmod(
+            module, extraglobs=globs, optionflags=doctest.ELLIPSIS, verbose=False
+        )
     assert result.failed == 0, f"{result.failed} doctest(s) failed in {name}"

@@ -30,14 +30,19 @@ def _by_hand(params, xs, lengths=None, state=None):
             ys_b = []
             for b in range(xs.shape[0]):
                 if state is None:
-                    carry = (jaxrnn.init_lstm_carry(H) if params.cell == "lstm"
-                             else jnp.zeros(H))
+                    carry = (
+                        jaxrnn.init_lstm_carry(H)
+                        if params.cell == "lstm"
+                        else jnp.zeros(H)
+                    )
                 else:
                     carry = jax.tree.map(lambda a: a[index, b], state)
                 x = jnp.asarray(inputs[b])
                 n = T if lengths is None else int(lengths[b])
                 # Only the valid part of the sequence exists for this example.
-                final, ys = jaxrnn.unroll(step, cell_params, carry, x[:n], reverse=d == 1)
+                final, ys = jaxrnn.unroll(
+                    step, cell_params, carry, x[:n], reverse=d == 1
+                )
                 ys_b.append(np.concatenate([np.asarray(ys), np.zeros((T - n, H))]))
                 finals.append((index, b, final))
             per_direction.append(np.stack(ys_b))
@@ -48,10 +53,18 @@ def _by_hand(params, xs, lengths=None, state=None):
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 @pytest.mark.parametrize("num_layers,bidirectional", [(1, True), (3, False), (2, True)])
 @pytest.mark.parametrize("with_lengths", [False, True])
-def test_layer_equals_composition_by_hand(cell, num_layers, bidirectional, with_lengths,
-                                          getkey):
-    params = jaxrnn.init_layer(getkey(), cell, D, H, num_layers=num_layers,
-                               bidirectional=bidirectional, init="torch")
+def test_layer_equals_composition_by_hand(
+    cell, num_layers, bidirectional, with_lengths, getkey
+):
+    params = jaxrnn.init_layer(
+        getkey(),
+        cell,
+        D,
+        H,
+        num_layers=num_layers,
+        bidirectional=bidirectional,
+        init="torch",
+    )
     xs = jax.random.normal(getkey(), (B, T, D))
     lengths = LENGTHS if with_lengths else None
     directions = 2 if bidirectional else 1
@@ -84,8 +97,9 @@ def test_zero_length_sequence_keeps_initial_state(getkey):
 
 
 def test_jit_equals_eager_and_params_are_a_pytree(getkey):
-    params = jaxrnn.init_layer(getkey(), "rnn", D, H, num_layers=2, bidirectional=True,
-                               activation="relu")
+    params = jaxrnn.init_layer(
+        getkey(), "rnn", D, H, num_layers=2, bidirectional=True, activation="relu"
+    )
     xs = jax.random.normal(getkey(), (B, T, D))
     eager = jaxrnn.apply_layer(params, xs, lengths=LENGTHS)
     jitted = jax.jit(functools.partial(jaxrnn.apply_layer, lengths=LENGTHS))(params, xs)
@@ -101,8 +115,9 @@ def test_jit_equals_eager_and_params_are_a_pytree(getkey):
 def test_gradients_flow_through_the_layer(getkey):
     params = jaxrnn.init_layer(getkey(), "lstm", D, H, num_layers=2, bidirectional=True)
     xs = jax.random.normal(getkey(), (B, T, D))
-    grads = jax.grad(lambda p: jnp.sum(jaxrnn.apply_layer(p, xs, lengths=LENGTHS)[0] ** 2))(
-        params)
+    grads = jax.grad(
+        lambda p: jnp.sum(jaxrnn.apply_layer(p, xs, lengths=LENGTHS)[0] ** 2)
+    )(params)
     assert isinstance(grads, jaxrnn.LayerParams)
     for leaf in jax.tree.leaves(grads):
         assert float(jnp.abs(leaf).max()) > 0.0
@@ -116,10 +131,12 @@ def test_dropout_between_layers(getkey):
     a = jaxrnn.apply_layer(params, xs, dropout=0.5, key=key)
     b = jaxrnn.apply_layer(params, xs, dropout=0.5, key=key)
     c = jaxrnn.apply_layer(params, xs, dropout=0.5, key=getkey())
-    assert_trees_close(a, b, 0)                       # keyed: reproducible
-    assert not np.allclose(a[0], c[0])                # another key, another mask
-    assert not np.allclose(a[0], evaluation[0])       # dropout changes training outputs
-    assert_trees_close(jaxrnn.apply_layer(params, xs, dropout=0.0, key=key), evaluation, 0)
+    assert_trees_close(a, b, 0)  # keyed: reproducible
+    assert not np.allclose(a[0], c[0])  # another key, another mask
+    assert not np.allclose(a[0], evaluation[0])  # dropout changes training outputs
+    assert_trees_close(
+        jaxrnn.apply_layer(params, xs, dropout=0.0, key=key), evaluation, 0
+    )
     # It acts between layers only: with one layer it changes nothing, and warns.
     one = jaxrnn.init_layer(getkey(), "gru", D, H)
     with pytest.warns(UserWarning, match="no effect with num_layers=1"):
@@ -129,8 +146,9 @@ def test_dropout_between_layers(getkey):
 
 def test_dropout_scales_kept_units(getkey):
     """Inverted dropout: E[output] is unchanged, so evaluation needs no rescaling."""
-    params = jaxrnn.init_layer(getkey(), "rnn", D, H, num_layers=2, activation="relu",
-                               bias=False)
+    params = jaxrnn.init_layer(
+        getkey(), "rnn", D, H, num_layers=2, activation="relu", bias=False
+    )
     # Identity second layer: its input is what dropout produced.
     eye = jnp.eye(H)
     second = params.cells[1][0]._replace(w_ih=eye, w_hh=jnp.zeros((H, H)))
@@ -146,21 +164,30 @@ def test_dropout_scales_kept_units(getkey):
 @pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float64])
 def test_layer_preserves_dtype(dtype, getkey):
     with x64():
-        params = jaxrnn.init_layer(getkey(), "lstm", D, H, num_layers=2,
-                                   bidirectional=True, dtype=dtype)
+        params = jaxrnn.init_layer(
+            getkey(), "lstm", D, H, num_layers=2, bidirectional=True, dtype=dtype
+        )
         xs = jax.random.normal(getkey(), (B, T, D)).astype(dtype)
         ys, final = jaxrnn.apply_layer(params, xs, lengths=LENGTHS)
         assert ys.dtype == dtype and final.h.dtype == dtype and final.c.dtype == dtype
 
 
 def test_init_layer_options(getkey):
-    p = jaxrnn.init_layer(getkey(), "lstm", D, H, num_layers=2, bidirectional=True,
-                          bias=False, forget_bias=None)
+    p = jaxrnn.init_layer(
+        getkey(),
+        "lstm",
+        D,
+        H,
+        num_layers=2,
+        bidirectional=True,
+        bias=False,
+        forget_bias=None,
+    )
     assert all(c.b is None for cells in p.cells for c in cells)
     assert p.cells[1][1].w_ih.shape == (4 * H, 2 * H)
     assert (p.num_layers, p.num_directions, p.input_size, p.hidden_size) == (2, 2, D, H)
     p = jaxrnn.init_layer(getkey(), "lstm", D, H, forget_bias=3.0)
-    np.testing.assert_array_equal(p.cells[0][0].b[H:2 * H], 3.0)
+    np.testing.assert_array_equal(p.cells[0][0].b[H : 2 * H], 3.0)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         jaxrnn.init_layer(getkey(), "gru", D, H, init="torch")

@@ -19,17 +19,36 @@ def test_all_names_import(module):
 
 
 def test_core_names():
-    for name in ["rnn_step", "lstm_step", "gru_step", "init_rnn", "init_lstm", "init_gru",
-                 "unroll", "unroll_loop", "init_layer", "apply_layer", "LSTMCarry",
-                 "readout", "init_readout"]:
+    for name in [
+        "rnn_step",
+        "lstm_step",
+        "gru_step",
+        "init_rnn",
+        "init_lstm",
+        "init_gru",
+        "unroll",
+        "unroll_loop",
+        "init_layer",
+        "apply_layer",
+        "LSTMCarry",
+        "readout",
+        "init_readout",
+    ]:
         assert name in jaxrnn.__all__
-    for name in ["make_train_step", "make_optimizer", "make_tbptt_step", "rnn_bptt",
-                 "mse_loss", "cross_entropy_loss"]:
+    for name in [
+        "make_train_step",
+        "make_optimizer",
+        "make_tbptt_step",
+        "rnn_bptt",
+        "mse_loss",
+        "cross_entropy_loss",
+    ]:
         assert name in jaxrnn.train.__all__
 
 
 def test_version_matches_pyproject():
     import pathlib
     import re
+
     text = (pathlib.Path(__file__).parents[1] / "pyproject.toml").read_text()
     assert re.search(r'^version = "([^"]+)"', text, re.M).group(1) == jaxrnn.__version__

@@ -32,8 +32,11 @@ def test_readme_snippets(standard_promotion):
     """
     namespace = {}
     for number, block in enumerate(BLOCKS):
-        expected = [m.group(1).split(": ")[0].strip() for line in block.splitlines()
-                    if (m := re.match(r"\s*print\(.*\)\s+#\s*(.*)$", line))]
+        expected = [
+            m.group(1).split(": ")[0].strip()
+            for line in block.splitlines()
+            if (m := re.match(r"\s*print\(.*\)\s+#\s*(.*)$", line))
+        ]
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
             exec(compile(block, f"README block {number}", "exec"), namespace)

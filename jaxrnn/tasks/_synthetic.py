@@ -27,8 +27,9 @@ class Batch(NamedTuple):
     mask: jax.Array
 
 
-def make_adding_batch(key: jax.Array, batch_size: int, seq_len: int, *,
-                      dtype=jnp.float32) -> Batch:
+def make_adding_batch(
+    key: jax.Array, batch_size: int, seq_len: int, *, dtype=jnp.float32
+) -> Batch:
     """The adding problem (Hochreiter & Schmidhuber 1997; Arjovsky et al. 2016).
 
     Each step reads two numbers: a value drawn from U[0, 1] and a marker. Two

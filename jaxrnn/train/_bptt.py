@@ -39,9 +39,17 @@ class BPTTGrads(NamedTuple):
     xs: jax.Array
 
 
-def rnn_bptt(params: RNNParams, readout_params: ReadoutParams, h0: Any, xs: Any,
-             targets: Any, *, mask: Any = None, activation: Activation = "tanh",
-             loss: str = "mse") -> tuple[jax.Array, BPTTGrads]:
+def rnn_bptt(
+    params: RNNParams,
+    readout_params: ReadoutParams,
+    h0: Any,
+    xs: Any,
+    targets: Any,
+    *,
+    mask: Any = None,
+    activation: Activation = "tanh",
+    loss: str = "mse",
+) -> tuple[jax.Array, BPTTGrads]:
     """Loss and gradients of an Elman RNN by hand-written BPTT.
 
     Forward, for t = 1..T (the lecture's equations, with h for a):
@@ -52,9 +60,10 @@ def rnn_bptt(params: RNNParams, readout_params: ReadoutParams, h0: Any, xs: Any,
     `cross_entropy_loss(y, targets, mask)` with y as logits
     (loss="cross_entropy"): a mean over the N steps where mask is True.
 
-    Backward, for t = T..1, starting from dh_{T+1} = 0:
-        dy_t  = dL/dy_t     (2/(N*O) m_t (y_t - target_t), or m_t/N (softmax(y_t) - onehot))
-        dh_t  = w_ya.T @ dy_t + w_hh.T @ dz_{t+1}      # from the output, and from the future
+    Backward, for t = T..1, starting from dz_{T+1} = 0:
+        dy_t  = dL/dy_t = 2/(N*O) m_t (y_t - target_t)           (mse)
+                        = m_t/N (softmax(y_t) - onehot(target_t)) (cross_entropy)
+        dh_t  = w_ya.T @ dy_t + w_hh.T @ dz_{t+1}   # from the output and the future
         dz_t  = dh_t * g1'(z_t)
         dw_ih += outer(dz_t, x_t);  dw_hh += outer(dz_t, h_{t-1});  db += dz_t
         dx_t  = w_ih.T @ dz_t
@@ -89,8 +98,13 @@ def rnn_bptt(params: RNNParams, readout_params: ReadoutParams, h0: Any, xs: Any,
     _checks.shape(fn, "xs", xs, (seq_len, input_size), "[T, D]")
     _checks.same_dtype(fn, "xs", xs, dtype, "params")
     if not isinstance(readout_params, ReadoutParams):
-        _checks.fail(fn, "readout_params", "must be ReadoutParams",
-                     _checks.describe(readout_params), kind=TypeError)
+        _checks.fail(
+            fn,
+            "readout_params",
+            "must be ReadoutParams",
+            _checks.describe(readout_params),
+            kind=TypeError,
+        )
     w_ya, b_y = readout_params
     mask = _unroll.resolve_mask(fn, seq_len, mask, None)
     weight = jnp.ones(seq_len, dtype) if mask is None else mask.astype(dtype)
@@ -111,32 +125,47 @@ def rnn_bptt(params: RNNParams, readout_params: ReadoutParams, h0: Any, xs: Any,
         targets = _checks.float_array(fn, "targets", targets, ndim=2)
         _checks.shape(fn, "targets", targets, (seq_len, w_ya.shape[0]), "[T, O]")
         errors = [ys[t] - targets[t] for t in range(seq_len)]
-        total = sum((weight[t] * jnp.sum(errors[t] ** 2) for t in range(seq_len)),
-                    jnp.zeros((), dtype))
+        total = sum(
+            (weight[t] * jnp.sum(errors[t] ** 2) for t in range(seq_len)),
+            jnp.zeros((), dtype),
+        )
         value = total / (count * w_ya.shape[0])
-        dys = [2 * weight[t] * errors[t] / (count * w_ya.shape[0])
-               for t in range(seq_len)]
+        dys = [
+            2 * weight[t] * errors[t] / (count * w_ya.shape[0]) for t in range(seq_len)
+        ]
     else:
         targets = _checks.as_array(fn, "targets", targets)
         if not jnp.issubdtype(targets.dtype, jnp.integer):
-            _checks.fail(fn, "targets", "must be integer labels for "
-                         "loss='cross_entropy'", f"dtype {targets.dtype.name}",
-                         kind=TypeError)
+            _checks.fail(
+                fn,
+                "targets",
+                "must be integer labels for loss='cross_entropy'",
+                f"dtype {targets.dtype.name}",
+                kind=TypeError,
+            )
         _checks.shape(fn, "targets", targets, (seq_len,), "[T] (integer labels)")
         log_probs = [jax.nn.log_softmax(y) for y in ys]
-        total = sum((-weight[t] * log_probs[t][targets[t]] for t in range(seq_len)),
-                    jnp.zeros((), dtype))
+        total = sum(
+            (-weight[t] * log_probs[t][targets[t]] for t in range(seq_len)),
+            jnp.zeros((), dtype),
+        )
         value = total / count
-        dys = [weight[t] * (jnp.exp(log_probs[t])
-                            - jax.nn.one_hot(targets[t], w_ya.shape[0], dtype=dtype))
-               / count for t in range(seq_len)]
+        dys = [
+            weight[t]
+            * (
+                jnp.exp(log_probs[t])
+                - jax.nn.one_hot(targets[t], w_ya.shape[0], dtype=dtype)
+            )
+            / count
+            for t in range(seq_len)
+        ]
 
     # Backward pass through time.
     d_w_ih, d_w_hh = jnp.zeros_like(params.w_ih), jnp.zeros_like(params.w_hh)
     d_b = jnp.zeros((hidden_size,), dtype)
     d_w_ya, d_b_y = jnp.zeros_like(w_ya), jnp.zeros_like(b_y)
     d_xs = [None] * seq_len
-    dh_future = jnp.zeros((hidden_size,), dtype)     # w_hh.T @ dz_{t+1}
+    dh_future = jnp.zeros((hidden_size,), dtype)  # w_hh.T @ dz_{t+1}
     for t in reversed(range(seq_len)):
         d_w_ya = d_w_ya + jnp.outer(dys[t], hs[t + 1])
         d_b_y = d_b_y + dys[t]
@@ -150,12 +179,20 @@ def rnn_bptt(params: RNNParams, readout_params: ReadoutParams, h0: Any, xs: Any,
     d_xs = jnp.stack(d_xs) if seq_len else jnp.zeros_like(xs)
     grads = BPTTGrads(
         rnn=RNNParams(d_w_ih, d_w_hh, None if params.b is None else d_b),
-        readout=ReadoutParams(d_w_ya, d_b_y), h0=dh_future, xs=d_xs)
+        readout=ReadoutParams(d_w_ya, d_b_y),
+        h0=dh_future,
+        xs=d_xs,
+    )
     return value, grads
 
 
-def make_tbptt_step(optimizer: optax.GradientTransformation,
-                    loss_fn: Callable[..., Any], window: int, *, time_axis: int = 1):
+def make_tbptt_step(
+    optimizer: optax.GradientTransformation,
+    loss_fn: Callable[..., Any],
+    window: int,
+    *,
+    time_axis: int = 1,
+):
     """Truncated BPTT: one update per window of K steps, carry passed on.
 
         for each window w of K steps (the last may be shorter):
@@ -182,6 +219,8 @@ def make_tbptt_step(optimizer: optax.GradientTransformation,
     """
     fn = "make_tbptt_step"
     window = _checks.positive_int(fn, "window", window)
+    if isinstance(time_axis, bool) or not isinstance(time_axis, int) or time_axis < 0:
+        _checks.fail(fn, "time_axis", "must be an int >= 0", repr(time_axis))
     if not callable(loss_fn):
         _checks.fail(fn, "loss_fn", "must be callable", repr(loss_fn), kind=TypeError)
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
@@ -198,26 +237,39 @@ def make_tbptt_step(optimizer: optax.GradientTransformation,
         leaves = jax.tree.leaves(batch)
         if not leaves:
             _checks.fail("tbptt_step", "batch", "must hold arrays", repr(batch))
-        lengths = {leaf.shape[time_axis] if leaf.ndim > time_axis else None
-                   for leaf in leaves}
+        lengths = {
+            leaf.shape[time_axis] if leaf.ndim > time_axis else None for leaf in leaves
+        }
         if len(lengths) != 1 or None in lengths:
-            _checks.fail("tbptt_step", "batch", f"must have one length T on axis "
-                         f"{time_axis} of every array",
-                         f"shapes {[tuple(leaf.shape) for leaf in leaves]}")
+            _checks.fail(
+                "tbptt_step",
+                "batch",
+                f"must have one length T on axis {time_axis} of every array",
+                f"shapes {[tuple(leaf.shape) for leaf in leaves]}",
+            )
         seq_len = lengths.pop()
         full, rest = divmod(seq_len, window)
         # [.., T, ..] -> [W, .., K, ..]: scan over the W full windows.
         windows = jax.tree.map(
-            lambda a: jnp.moveaxis(jnp.moveaxis(a, time_axis, 0)[:full * window]
-                                   .reshape(full, window, *a.shape[:time_axis],
-                                            *a.shape[time_axis + 1:]),
-                                   1, time_axis + 1), batch)
-        state, (losses, norms) = jax.lax.scan(update, (params, opt_state, carry),
-                                              windows)
+            lambda a: jnp.moveaxis(
+                jnp.moveaxis(a, time_axis, 0)[: full * window].reshape(
+                    full, window, *a.shape[:time_axis], *a.shape[time_axis + 1 :]
+                ),
+                1,
+                time_axis + 1,
+            ),
+            batch,
+        )
+        state, (losses, norms) = jax.lax.scan(
+            update, (params, opt_state, carry), windows
+        )
         if rest:
             tail = jax.tree.map(
-                lambda a: jax.lax.slice_in_dim(a, full * window, seq_len,
-                                               axis=time_axis), batch)
+                lambda a: jax.lax.slice_in_dim(
+                    a, full * window, seq_len, axis=time_axis
+                ),
+                batch,
+            )
             state, (loss, norm) = update(state, tail)
             losses = jnp.append(losses, loss)
             norms = jnp.append(norms, norm)

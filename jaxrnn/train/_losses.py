@@ -23,11 +23,21 @@ def _loss_mask(fn: str, mask: Any, positions: tuple[int, ...]) -> jax.Array | No
         return None
     mask = _checks.as_array(fn, "mask", mask)
     if mask.dtype != jnp.bool_:
-        _checks.fail(fn, "mask", "must have dtype bool", f"dtype {mask.dtype.name}",
-                     "Use mask.astype(bool).", kind=TypeError)
-    if tuple(mask.shape) != tuple(positions[:mask.ndim]):
-        _checks.fail(fn, "mask", f"must have a leading part of shape {positions}, "
-                     "such as [B, T]", f"shape {tuple(mask.shape)}")
+        _checks.fail(
+            fn,
+            "mask",
+            "must have dtype bool",
+            f"dtype {mask.dtype.name}",
+            "Use mask.astype(bool).",
+            kind=TypeError,
+        )
+    if tuple(mask.shape) != tuple(positions[: mask.ndim]):
+        _checks.fail(
+            fn,
+            "mask",
+            f"must have a leading part of shape {positions}, such as [B, T]",
+            f"shape {tuple(mask.shape)}",
+        )
     return mask
 
 
@@ -70,7 +80,7 @@ def mse_loss(predictions: Any, targets: Any, mask: Any = None) -> jax.Array:
     mask = _loss_mask(fn, mask, predictions.shape)
     work = _checks.work_dtype(predictions.dtype)
     error = predictions.astype(work) - targets.astype(work)
-    return _masked_mean(error ** 2, mask)
+    return _masked_mean(error**2, mask)
 
 
 def cross_entropy_loss(logits: Any, labels: Any, mask: Any = None) -> jax.Array:
@@ -95,12 +105,21 @@ def cross_entropy_loss(logits: Any, labels: Any, mask: Any = None) -> jax.Array:
     logits = _checks.float_array(fn, "logits", logits)
     labels = _checks.as_array(fn, "labels", labels)
     if not jnp.issubdtype(labels.dtype, jnp.integer):
-        _checks.fail(fn, "labels", "must have an integer dtype (class indices)",
-                     f"dtype {labels.dtype.name}", kind=TypeError)
+        _checks.fail(
+            fn,
+            "labels",
+            "must have an integer dtype (class indices)",
+            f"dtype {labels.dtype.name}",
+            kind=TypeError,
+        )
     if logits.ndim == 0 or tuple(labels.shape) != tuple(logits.shape[:-1]):
-        _checks.fail(fn, "labels", "must have the shape of logits without its last "
-                     f"(class) axis, {tuple(logits.shape[:-1])}",
-                     f"shape {tuple(labels.shape)}")
+        _checks.fail(
+            fn,
+            "labels",
+            "must have the shape of logits without its last "
+            f"(class) axis, {tuple(logits.shape[:-1])}",
+            f"shape {tuple(labels.shape)}",
+        )
     mask = _loss_mask(fn, mask, labels.shape)
     logits = logits.astype(_checks.work_dtype(logits.dtype))
     losses = optax.softmax_cross_entropy_with_integer_labels(logits, labels)

@@ -25,10 +25,13 @@ def global_norm(tree: Any) -> jax.Array:
     return jnp.sqrt(sum(jnp.sum(jnp.square(x.astype(work))) for x in leaves))
 
 
-def make_optimizer(learning_rate: float = 1e-3, *, max_norm: float | None = 1.0,
-                   clip_value: float | None = None,
-                   optimizer: Callable[[float], optax.GradientTransformation]
-                   = optax.adam) -> optax.GradientTransformation:
+def make_optimizer(
+    learning_rate: float = 1e-3,
+    *,
+    max_norm: float | None = 1.0,
+    clip_value: float | None = None,
+    optimizer: Callable[[float], optax.GradientTransformation] = optax.adam,
+) -> optax.GradientTransformation:
     """An optax chain that clips the gradient, then applies an optimizer.
 
         chain(clip_by_global_norm(max_norm), clip(clip_value), optimizer(lr))
@@ -61,19 +64,29 @@ def make_optimizer(learning_rate: float = 1e-3, *, max_norm: float | None = 1.0,
     learning_rate = _checks.positive_float(fn, "learning_rate", learning_rate)
     chain = []
     if max_norm is not None:
-        chain.append(optax.clip_by_global_norm(
-            _checks.positive_float(fn, "max_norm", max_norm)))
+        chain.append(
+            optax.clip_by_global_norm(_checks.positive_float(fn, "max_norm", max_norm))
+        )
     if clip_value is not None:
         chain.append(optax.clip(_checks.positive_float(fn, "clip_value", clip_value)))
     if not callable(optimizer):
-        _checks.fail(fn, "optimizer", "must be an optax optimizer factory such as "
-                     "optax.adam", repr(optimizer), kind=TypeError)
+        _checks.fail(
+            fn,
+            "optimizer",
+            "must be an optax optimizer factory such as optax.adam",
+            repr(optimizer),
+            kind=TypeError,
+        )
     chain.append(optimizer(learning_rate))
     return optax.chain(*chain)
 
 
-def make_train_step(optimizer: optax.GradientTransformation,
-                    loss_fn: Callable[..., Any], *, has_aux: bool = False):
+def make_train_step(
+    optimizer: optax.GradientTransformation,
+    loss_fn: Callable[..., Any],
+    *,
+    has_aux: bool = False,
+):
     """A pure training step: loss and BPTT gradients, then one optimizer update.
 
         loss, grads = value_and_grad(loss_fn)(params, *args)    # BPTT
@@ -102,9 +115,14 @@ def make_train_step(optimizer: optax.GradientTransformation,
     """
     fn = "make_train_step"
     if not isinstance(optimizer, optax.GradientTransformation):
-        _checks.fail(fn, "optimizer", "must be an optax.GradientTransformation",
-                     _checks.describe(optimizer),
-                     "Build one with make_optimizer(...).", kind=TypeError)
+        _checks.fail(
+            fn,
+            "optimizer",
+            "must be an optax.GradientTransformation",
+            _checks.describe(optimizer),
+            "Build one with make_optimizer(...).",
+            kind=TypeError,
+        )
     if not callable(loss_fn):
         _checks.fail(fn, "loss_fn", "must be callable", repr(loss_fn), kind=TypeError)
     grad_fn = jax.value_and_grad(loss_fn, has_aux=has_aux)
