@@ -3,9 +3,11 @@
 The reference cells (`rnn_step`, `lstm_step`, `gru_step`) are `lax.scan`
 bodies; `unroll` runs them over a sequence; `init_layer` / `apply_layer` give
 the stacked, bidirectional, variable-length layer of `torch.nn.LSTM`.
-Training lives in `jaxrnn.train`, tasks in `jaxrnn.tasks`.
+Training lives in `jaxrnn.train`, tasks in `jaxrnn.tasks`, and exact
+converters to and from PyTorch, Flax, Keras and Equinox in `jaxrnn.interop`.
 """
 
+from jaxrnn import interop as interop
 from jaxrnn import tasks as tasks
 from jaxrnn import train as train
 from jaxrnn._elman import ReadoutParams as ReadoutParams
@@ -50,6 +52,7 @@ __all__ = [
     "init_readout",
     "init_rnn",
     "init_rnn_carry",
+    "interop",
     "lengths_to_mask",
     "lstm_step",
     "readout",

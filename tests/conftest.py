@@ -25,3 +25,22 @@ def standard_promotion():
     """Standard dtype promotion for the duration of a test (for optax.adam)."""
     with jax.numpy_dtype_promotion("standard"):
         yield
+
+
+@pytest.fixture
+def permissive_promotion():
+    """Standard dtype and rank promotion, for other libraries' code (flax, keras)."""
+    with jax.numpy_dtype_promotion("standard"), jax.numpy_rank_promotion("allow"):
+        yield
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Report the largest differences seen against PyTorch, Flax, Keras, Equinox."""
+    from helpers import MAX_ERRORS
+
+    if MAX_ERRORS:
+        terminalreporter.section("largest differences from the peer libraries")
+        for (library, dtype), value in sorted(MAX_ERRORS.items()):
+            terminalreporter.write_line(
+                f"{library:8} {dtype:8} {value:.3g} (values, states and gradients)"
+            )

@@ -172,3 +172,22 @@ def assert_trees_close(actual, expected, tol):
         e = np.asarray(e, np.float64)
         assert a.shape == e.shape, (a.shape, e.shape)
         np.testing.assert_allclose(a, e, rtol=tol, atol=tol)
+
+
+# The largest differences seen against each peer library, printed at the end of
+# the test session (see conftest.pytest_terminal_summary).
+MAX_ERRORS: dict = {}
+
+
+def record_error(library, dtype, actual, expected):
+    """Note max |actual - expected| over two pytrees for the session summary."""
+    diff = max(
+        (
+            float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(e, np.float64))))
+            for a, e in zip(jax.tree.leaves(actual), jax.tree.leaves(expected))
+            if np.size(a)
+        ),
+        default=0.0,
+    )
+    key = (library, jnp.dtype(dtype).name)
+    MAX_ERRORS[key] = max(MAX_ERRORS.get(key, 0.0), diff)

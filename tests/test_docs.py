@@ -12,8 +12,18 @@ import jaxrnn
 MODULES = sorted(m.name for m in pkgutil.walk_packages(jaxrnn.__path__, "jaxrnn."))
 
 
+# Modules whose examples use an optional framework.
+NEEDS = {
+    "jaxrnn.interop._torch": "torch",
+    "jaxrnn.interop._flax": "flax",
+    "jaxrnn.interop._equinox": "equinox",
+}
+
+
 @pytest.mark.parametrize("name", MODULES)
 def test_doctests(name):
+    if name in NEEDS:
+        pytest.importorskip(NEEDS[name])
     module = importlib.import_module(name)
     globs = {**vars(jaxrnn), **vars(module)}
     with jax.numpy_dtype_promotion("standard"):

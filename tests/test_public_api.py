@@ -7,7 +7,9 @@ import pytest
 import jaxrnn
 
 
-@pytest.mark.parametrize("module", ["jaxrnn", "jaxrnn.train", "jaxrnn.tasks"])
+@pytest.mark.parametrize(
+    "module", ["jaxrnn", "jaxrnn.train", "jaxrnn.tasks", "jaxrnn.interop"]
+)
 def test_all_names_import(module):
     mod = importlib.import_module(module)
     assert len(set(mod.__all__)) == len(mod.__all__)
@@ -52,3 +54,19 @@ def test_version_matches_pyproject():
 
     text = (pathlib.Path(__file__).parents[1] / "pyproject.toml").read_text()
     assert re.search(r'^version = "([^"]+)"', text, re.M).group(1) == jaxrnn.__version__
+
+
+def test_interop_imports_no_framework():
+    """Importing jaxrnn.interop must not import torch, flax, keras or equinox."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, jaxrnn.interop; "
+        "print(sorted(m for m in ('torch', 'flax', 'keras', 'equinox') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
