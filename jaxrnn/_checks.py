@@ -142,3 +142,18 @@ def choice(fn: str, arg: str, value: Any, options: tuple[str, ...]) -> str:
 def work_dtype(dtype: Any) -> jnp.dtype:
     """The precision to accumulate in: float64 for float64, else float32."""
     return jnp.dtype(jnp.float64 if jnp.dtype(dtype) == jnp.float64 else jnp.float32)
+
+
+def bool_mask(fn: str, mask: Any) -> jax.Array:
+    """A mask array, which must be boolean."""
+    mask = as_array(fn, "mask", mask)
+    if mask.dtype != jnp.bool_:
+        fail(
+            fn,
+            "mask",
+            "must have dtype bool",
+            f"dtype {mask.dtype.name}",
+            "Use mask.astype(bool).",
+            kind=TypeError,
+        )
+    return mask

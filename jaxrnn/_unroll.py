@@ -62,16 +62,7 @@ def resolve_mask(
     if mask is not None and lengths is not None:
         _checks.fail(fn, f"mask and {name}", "are exclusive (give one)", "both")
     if mask is not None:
-        mask = _checks.as_array(fn, "mask", mask)
-        if mask.dtype != jnp.bool_:
-            _checks.fail(
-                fn,
-                "mask",
-                "must have dtype bool",
-                f"dtype {mask.dtype.name}",
-                "Use mask.astype(bool).",
-                kind=TypeError,
-            )
+        mask = _checks.bool_mask(fn, mask)
         _checks.shape(
             fn,
             "mask",

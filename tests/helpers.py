@@ -126,26 +126,15 @@ class Cell:
 
 
 CELLS = [
-    Cell(
-        "rnn_tanh",
-        jaxrnn.init_rnn,
-        functools.partial(jaxrnn.rnn_step, activation="tanh"),
-        jaxrnn.init_rnn_carry,
-        lambda p, h, xs: np_rnn(p, h, xs, "tanh"),
-    ),
-    Cell(
-        "rnn_sigmoid",
-        jaxrnn.init_rnn,
-        functools.partial(jaxrnn.rnn_step, activation="sigmoid"),
-        jaxrnn.init_rnn_carry,
-        lambda p, h, xs: np_rnn(p, h, xs, "sigmoid"),
-    ),
-    Cell(
-        "rnn_relu",
-        jaxrnn.init_rnn,
-        functools.partial(jaxrnn.rnn_step, activation="relu"),
-        jaxrnn.init_rnn_carry,
-        lambda p, h, xs: np_rnn(p, h, xs, "relu"),
+    *(
+        Cell(
+            f"rnn_{g}",
+            jaxrnn.init_rnn,
+            functools.partial(jaxrnn.rnn_step, activation=g),
+            jaxrnn.init_rnn_carry,
+            functools.partial(lambda p, h, xs, g: np_rnn(p, h, xs, g), g=g),
+        )
+        for g in ("tanh", "sigmoid", "relu")
     ),
     Cell(
         "lstm",
@@ -191,3 +180,13 @@ def record_error(library, dtype, actual, expected):
     )
     key = (library, jnp.dtype(dtype).name)
     MAX_ERRORS[key] = max(MAX_ERRORS.get(key, 0.0), diff)
+
+
+def randomise(tree, key):
+    """The same pytree with N(0, 0.25) values everywhere (peers init biases to 0)."""
+    leaves, treedef = jax.tree.flatten(tree)
+    keys = jax.random.split(key, len(leaves))
+    return jax.tree.unflatten(
+        treedef,
+        [0.5 * jax.random.normal(k, x.shape, x.dtype) for k, x in zip(keys, leaves)],
+    )

@@ -6,21 +6,12 @@ import numpy as np
 import pytest
 
 import jaxrnn
-from helpers import record_error, x64
+from helpers import randomise, record_error, x64
 from jaxrnn import interop
 
 eqx = pytest.importorskip("equinox")
 pytestmark = pytest.mark.usefixtures("permissive_promotion")
 D, H, T = 3, 5, 7
-
-
-def _randomise(cell, key):
-    leaves, treedef = jax.tree.flatten(cell)
-    keys = jax.random.split(key, len(leaves))
-    return jax.tree.unflatten(
-        treedef,
-        [0.5 * jax.random.normal(k, x.shape, x.dtype) for k, x in zip(keys, leaves)],
-    )
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
@@ -29,7 +20,7 @@ def _randomise(cell, key):
 def test_cells_match_equinox(kind, use_bias, dtype):
     with x64():
         cls = eqx.nn.LSTMCell if kind == "lstm" else eqx.nn.GRUCell
-        cell = _randomise(
+        cell = randomise(
             cls(D, H, use_bias=use_bias, dtype=dtype, key=jax.random.key(0)),
             jax.random.key(1),
         )

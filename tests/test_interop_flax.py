@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import jaxrnn
-from helpers import record_error, x64
+from helpers import randomise, record_error, x64
 from jaxrnn import interop
 
 flax = pytest.importorskip("flax")
@@ -41,16 +41,6 @@ NNX = {
         D, H, rngs=nnx.Rngs(0), residual=True, param_dtype=dtype, dtype=dtype
     ),
 }
-
-
-def _randomise(tree, key):
-    """Nonzero values everywhere (flax initialises biases to zero)."""
-    leaves, treedef = jax.tree.flatten(tree)
-    keys = jax.random.split(key, len(leaves))
-    return jax.tree.unflatten(
-        treedef,
-        [0.5 * jax.random.normal(k, x.shape, x.dtype) for k, x in zip(keys, leaves)],
-    )
 
 
 def _initial(is_lstm, dtype):
@@ -103,7 +93,7 @@ def test_linen_cells(name, dtype):
             interop.carry_to_flax(jax.tree.map(lambda a: a[0], carry)),
             xs[0, 0],
         )
-        variables = _randomise(variables, jax.random.key(3))
+        variables = randomise(variables, jax.random.key(3))
         params = interop.from_flax(cell, variables)
         step = lambda c, x: cell.apply(variables, c, x)
         _check(
@@ -134,7 +124,7 @@ def test_nnx_cells(name, dtype):
     with x64():
         cell = NNX[name](dtype)
         graphdef, state = nnx.split(cell)
-        cell = nnx.merge(graphdef, _randomise(state, jax.random.key(3)))
+        cell = nnx.merge(graphdef, randomise(state, jax.random.key(3)))
         is_lstm = "LSTM" in name
         xs = jax.random.normal(jax.random.key(1), (B, T, D), dtype)
         carry = _initial(is_lstm, dtype)

@@ -21,16 +21,7 @@ def _loss_mask(fn: str, mask: Any, positions: tuple[int, ...]) -> jax.Array | No
     """A bool mask whose shape is a prefix of `positions`."""
     if mask is None:
         return None
-    mask = _checks.as_array(fn, "mask", mask)
-    if mask.dtype != jnp.bool_:
-        _checks.fail(
-            fn,
-            "mask",
-            "must have dtype bool",
-            f"dtype {mask.dtype.name}",
-            "Use mask.astype(bool).",
-            kind=TypeError,
-        )
+    mask = _checks.bool_mask(fn, mask)
     if tuple(mask.shape) != tuple(positions[: mask.ndim]):
         _checks.fail(
             fn,
