@@ -53,7 +53,7 @@ class LayerParams:
 
     @property
     def cell(self) -> str:
-        """ "rnn", "lstm" or "gru"."""
+        """The cell's name: "rnn", "lstm" or "gru"."""
         kind = type(self.cells[0][0])
         return next(name for name, cls in _CELLS.items() if cls is kind)
 

@@ -280,6 +280,16 @@ def test_per_cell_converters_round_trip():
     assert lstm.b is None and interop.lstm_params_to_torch(lstm)["bias_ih"] is None
 
 
+def test_per_cell_converters_check_the_cell_type(getkey):
+    lstm = jaxrnn.init_lstm(getkey(), D, H)
+    with pytest.raises(
+        TypeError,
+        match=r"rnn_params_to_torch: params must be "
+        r"RNNParams, got a LSTMParams",
+    ):
+        interop.rnn_params_to_torch(lstm)
+
+
 def test_dropout_module_in_eval_and_training_mode():
     module = _module("lstm", None, num_layers=3, dropout=0.5)
     params, apply = interop.from_torch(module)

@@ -245,8 +245,8 @@ def test_tbptt_cuts_the_gradient_at_window_boundaries(getkey):
     opt = train.make_optimizer(1.0, max_norm=None, optimizer=optax.sgd)
     step = train.make_tbptt_step(opt, _window_loss, 3)
     carry0 = jnp.zeros((1, H))
-    # Differentiating the whole tbptt step w.r.t. the initial carry: only the first
-    # window's update reaches it.
+    # The carry a tbptt step returns is stop_gradient'ed: differentiating it w.r.t.
+    # the initial carry gives zero, where an untruncated unroll would not.
     grad_carry = jax.grad(
         lambda c: jnp.sum(step(params, opt.init(params), c, (xs, ys))[2])
     )(carry0)

@@ -15,7 +15,6 @@ from jaxrnn._layer import LayerParams
 from jaxrnn._lstm import LSTMParams
 
 CELL_TYPES = {"rnn": RNNParams, "lstm": LSTMParams, "gru": GRUParams}
-GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 
 
 def require(module: str, extra: str, fn: str):

@@ -48,6 +48,13 @@ def _biases(fn: str, bias_ih: Any, bias_hh: Any):
     return _common.to_array(bias_ih), _common.to_array(bias_hh)
 
 
+def _summed(cls: type, fn: str, weight_ih, weight_hh, bias_ih, bias_hh):
+    """cls(w_ih, w_hh, b_ih + b_hh): the Elman and LSTM conversion."""
+    b_ih, b_hh = _biases(fn, bias_ih, bias_hh)
+    b = None if b_ih is None else b_ih + b_hh
+    return cls(_common.to_array(weight_ih), _common.to_array(weight_hh), b)
+
+
 def rnn_params_from_torch(
     weight_ih: Any, weight_hh: Any, bias_ih: Any = None, bias_hh: Any = None
 ) -> RNNParams:
@@ -57,11 +64,8 @@ def rnn_params_from_torch(
         weight_ih: [H, D]; weight_hh: [H, H]; bias_ih, bias_hh: [H] or None.
             Tensors or arrays.
     """
-    b_ih, b_hh = _biases("rnn_params_from_torch", bias_ih, bias_hh)
-    return RNNParams(
-        _common.to_array(weight_ih),
-        _common.to_array(weight_hh),
-        None if b_ih is None else b_ih + b_hh,
+    return _summed(
+        RNNParams, "rnn_params_from_torch", weight_ih, weight_hh, bias_ih, bias_hh
     )
 
 
@@ -73,11 +77,8 @@ def lstm_params_from_torch(
     Args:
         weight_ih: [4H, D]; weight_hh: [4H, H]; bias_ih, bias_hh: [4H] or None.
     """
-    b_ih, b_hh = _biases("lstm_params_from_torch", bias_ih, bias_hh)
-    return LSTMParams(
-        _common.to_array(weight_ih),
-        _common.to_array(weight_hh),
-        None if b_ih is None else b_ih + b_hh,
+    return _summed(
+        LSTMParams, "lstm_params_from_torch", weight_ih, weight_hh, bias_ih, bias_hh
     )
 
 
@@ -131,22 +132,31 @@ def _to_torch_dict(params: Any, like: dict | None) -> dict[str, np.ndarray | Non
     return out
 
 
+def _one_cell_to_torch(fn: str, params: Any, cls: type) -> dict:
+    if not isinstance(params, cls):
+        _checks.fail(
+            fn,
+            "params",
+            f"must be {cls.__name__}",
+            _checks.describe(params),
+            kind=TypeError,
+        )
+    return _to_torch_dict(params, None)
+
+
 def rnn_params_to_torch(params: RNNParams) -> dict[str, np.ndarray | None]:
     """torch.nn.RNN's weight_ih, weight_hh, bias_ih (= b) and bias_hh (= 0)."""
-    _common.cell_name("rnn_params_to_torch", params)
-    return _to_torch_dict(params, None)
+    return _one_cell_to_torch("rnn_params_to_torch", params, RNNParams)
 
 
 def lstm_params_to_torch(params: LSTMParams) -> dict[str, np.ndarray | None]:
     """torch.nn.LSTM's weight_ih, weight_hh, bias_ih (= b) and bias_hh (= 0)."""
-    _common.cell_name("lstm_params_to_torch", params)
-    return _to_torch_dict(params, None)
+    return _one_cell_to_torch("lstm_params_to_torch", params, LSTMParams)
 
 
 def gru_params_to_torch(params: GRUParams) -> dict[str, np.ndarray | None]:
     """torch.nn.GRU's weights: bias_ih = b, bias_hh = [0, 0, b_hn]."""
-    _common.cell_name("gru_params_to_torch", params)
-    return _to_torch_dict(params, None)
+    return _one_cell_to_torch("gru_params_to_torch", params, GRUParams)
 
 
 # ------------------------------------------------------------------ whole modules
