@@ -97,6 +97,7 @@ def rnn_step(
     x: jax.Array,
     *,
     activation: Activation = "tanh",
+    recurrent_mask: jax.Array | None = None,
 ) -> tuple[jax.Array, jax.Array]:
     """Advance an Elman RNN by one time step.
 
@@ -111,6 +112,8 @@ def rnn_step(
         x: the input x_t, [D], in the params' dtype.
         activation: g1: "tanh" (the default, as in PyTorch), "sigmoid",
             "relu", "identity", or any elementwise callable.
+        recurrent_mask: optional [H]; it multiplies h where h enters w_hh
+            (variational recurrent dropout; `apply_layer` samples it).
 
     Returns:
         (h_new, h_new): the new carry, and the step's output h_t = a_t.
@@ -132,7 +135,8 @@ def rnn_step(
     g1 = _activations.resolve(fn, "activation", activation)
     x = _init.step_input(fn, x, input_size, dtype)
     h = _init.carry_array(fn, "carry", carry, hidden_size, dtype)
-    z = params.w_ih @ x + params.w_hh @ h
+    mask = _init.recurrent_mask(fn, recurrent_mask, hidden_size, dtype)
+    z = params.w_ih @ x + params.w_hh @ (h if mask is None else h * mask)
     if params.b is not None:
         z = z + params.b
     h_new = g1(z)

@@ -12,7 +12,7 @@ PyTorch's order r, z, n.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -68,18 +68,32 @@ def init_gru(
         >>> p.w_ih.shape, p.w_hh.shape, p.b.shape, p.b_hn.shape
         ((15, 3), (15, 5), (15,), (5,))
     """
-    fn = "init_gru"
+    return GRUParams(
+        *gru_arrays("init_gru", key, input_size, hidden_size, init, bias, dtype)
+    )
+
+
+def gru_arrays(
+    fn: str,
+    key: jax.Array,
+    input_size: Any,
+    hidden_size: Any,
+    init: Any,
+    bias: bool,
+    dtype: Any,
+) -> tuple[jax.Array, jax.Array, jax.Array | None, jax.Array | None]:
+    """(w_ih, w_hh, b, b_hn) of a GRU, the arguments checked in `fn`'s name."""
     input_size, hidden_size, init, dtype = _init.sizes(
         fn, input_size, hidden_size, init, dtype
     )
     key_w, key_rz, key_n, key_hn = jax.random.split(key, 4)
     w_ih, w_hh = _init.weights(key_w, 3, input_size, hidden_size, init, dtype)
     if not bias:
-        return GRUParams(w_ih, w_hh, None, None)
+        return w_ih, w_hh, None, None
     b_rz = _init.bias(key_rz, 2 * hidden_size, hidden_size, init, dtype)
     b_in = _init.bias(key_n, hidden_size, hidden_size, init, dtype, summed=False)
     b_hn = _init.bias(key_hn, hidden_size, hidden_size, init, dtype, summed=False)
-    return GRUParams(w_ih, w_hh, jnp.concatenate([b_rz, b_in]), b_hn)
+    return w_ih, w_hh, jnp.concatenate([b_rz, b_in]), b_hn
 
 
 def init_gru_carry(hidden_size: int, *, dtype=jnp.float32) -> jax.Array:
@@ -89,7 +103,11 @@ def init_gru_carry(hidden_size: int, *, dtype=jnp.float32) -> jax.Array:
 
 
 def gru_step(
-    params: GRUParams, carry: jax.Array, x: jax.Array
+    params: GRUParams,
+    carry: jax.Array,
+    x: jax.Array,
+    *,
+    recurrent_mask: jax.Array | None = None,
 ) -> tuple[jax.Array, jax.Array]:
     """Advance a GRU by one time step.
 
@@ -108,6 +126,9 @@ def gru_step(
             (both biases None, or neither).
         carry: h, the previous hidden state, [H].
         x: input at this step, [D], in the params' dtype.
+        recurrent_mask: optional [H]. It multiplies h where h enters w_hh
+            (variational recurrent dropout); the z * h term keeps the
+            unmasked h, so dropout never erases the memory.
 
     Returns:
         (h_new, h_new)
@@ -126,18 +147,13 @@ def gru_step(
     """
     fn = "gru_step"
     input_size, hidden_size, dtype = _init.params(fn, params, GRUParams, 3)
-    if (params.b is None) != (params.b_hn is None):
-        _checks.fail(
-            fn,
-            "params.b and params.b_hn",
-            "must both be arrays or both be None",
-            f"b={'None' if params.b is None else 'an array'} "
-            f"and b_hn={'None' if params.b_hn is None else 'an array'}",
-        )
+    _init.both_biases(fn, params)
     x = _init.step_input(fn, x, input_size, dtype)
     h = _init.carry_array(fn, "carry", carry, hidden_size, dtype)
+    mask = _init.recurrent_mask(fn, recurrent_mask, hidden_size, dtype)
+    h_rec = h if mask is None else h * mask
     x_gates = params.w_ih @ x
-    h_gates = params.w_hh @ h
+    h_gates = params.w_hh @ h_rec
     if params.b is not None:
         x_gates = x_gates + params.b
     x_r, x_z, x_n = jnp.split(x_gates, 3)

@@ -53,21 +53,29 @@ def weights(
     hidden_size: int,
     init: str,
     dtype: jnp.dtype,
+    *,
+    recurrent_size: int | None = None,
 ) -> tuple[jax.Array, jax.Array]:
-    """w_ih [G*H, D] and w_hh [G*H, H] under the chosen scheme."""
+    """w_ih [G*H, D] and w_hh [G*H, R] under the chosen scheme.
+
+    R, the size of the recurrent input, is H unless the cell projects its
+    hidden state (R = P); the orthogonal blocks are then [H, P] with
+    orthonormal columns or rows.
+    """
+    recurrent_size = hidden_size if recurrent_size is None else recurrent_size
     key_ih, key_hh = jax.random.split(key)
     if init == "torch":
         k = 1.0 / math.sqrt(hidden_size)
         return (
             uniform(key_ih, (gates * hidden_size, input_size), k, dtype),
-            uniform(key_hh, (gates * hidden_size, hidden_size), k, dtype),
+            uniform(key_hh, (gates * hidden_size, recurrent_size), k, dtype),
         )
     glorot = math.sqrt(6.0 / (input_size + hidden_size))
     w_ih = uniform(key_ih, (gates * hidden_size, input_size), glorot, dtype)
     orthogonal = jax.nn.initializers.orthogonal()
     work = _checks.work_dtype(dtype)
     blocks = [
-        orthogonal(k, (hidden_size, hidden_size), work)
+        orthogonal(k, (hidden_size, recurrent_size), work)
         for k in jax.random.split(key_hh, gates)
     ]
     return w_ih, jnp.concatenate(blocks, axis=0).astype(dtype)
@@ -94,46 +102,58 @@ def bias(
     return b.astype(dtype)
 
 
-def params(fn: str, params: Any, cls: type, gates: int) -> tuple[int, int, jnp.dtype]:
+def params(
+    fn: str,
+    params: Any,
+    cls: type,
+    gates: int,
+    *,
+    hidden_size: int | None = None,
+    vectors: dict[str, int] | None = None,
+) -> tuple[int, int, jnp.dtype]:
     """Check a cell's params: its type, shapes and one common dtype.
+
+    w_ih must be [G*H, D] and w_hh [G*H, R], with R = H unless `hidden_size`
+    is given (a projected cell, where R is the projection size P). b is
+    [G*H] and b_hn [H], each optional. `vectors` names further 1-D fields
+    and their sizes in units of H (peephole weights, layer-norm gains); a
+    field whose name starts with "b" may be None, like the biases.
 
     Returns (D, H, dtype).
     """
     if not isinstance(params, cls):
+        base = fn[: -len("_step")] if fn.endswith("_step") else fn.split("_")[0]
         _checks.fail(
             fn,
             "params",
             f"must be {cls.__name__}",
             _checks.describe(params),
-            f"Create them with init_{fn.split('_')[0]}.",
+            f"Create them with init_{base}.",
             kind=TypeError,
         )
     w_ih = _checks.float_array(fn, "params.w_ih", params.w_ih, ndim=2)
     w_hh = _checks.float_array(fn, "params.w_hh", params.w_hh, ndim=2)
-    hidden = w_hh.shape[1]
-    legend = f"[{gates}H, H]" if gates > 1 else "[H, H]"
-    _checks.shape(fn, "params.w_hh", w_hh, (gates * hidden, hidden), legend)
+    recurrent = w_hh.shape[1]
+    hidden = recurrent if hidden_size is None else hidden_size
+    rows = f"{gates}H" if gates > 1 else "H"
+    columns = "H" if hidden_size is None else "P"
     _checks.shape(
-        fn,
-        "params.w_ih",
-        w_ih,
-        (gates * hidden, w_ih.shape[1]),
-        f"[{gates}H, D]" if gates > 1 else "[H, D]",
+        fn, "params.w_hh", w_hh, (gates * hidden, recurrent), f"[{rows}, {columns}]"
+    )
+    _checks.shape(
+        fn, "params.w_ih", w_ih, (gates * hidden, w_ih.shape[1]), f"[{rows}, D]"
     )
     _checks.same_dtype(fn, "params.w_ih", w_ih, w_hh.dtype, "params.w_hh")
-    for name in ("b", "b_hn"):
+    vectors = vectors or {}
+    sizes = {"b": gates * hidden, "b_hn": hidden}
+    sizes.update({name: blocks * hidden for name, blocks in vectors.items()})
+    for name, size in sizes.items():
         value = getattr(params, name, None)
-        if value is None:
+        if value is None and (name.startswith("b") or name not in vectors):
             continue
         value = _checks.float_array(fn, f"params.{name}", value, ndim=1)
-        size = hidden if name == "b_hn" else gates * hidden
-        _checks.shape(
-            fn,
-            f"params.{name}",
-            value,
-            (size,),
-            "[H]" if size == hidden else f"[{gates}H]",
-        )
+        legend = "[H]" if size == hidden else f"[{size // hidden}H]"
+        _checks.shape(fn, f"params.{name}", value, (size,), legend)
         _checks.same_dtype(fn, f"params.{name}", value, w_hh.dtype, "params.w_hh")
     return w_ih.shape[1], hidden, jnp.dtype(w_hh.dtype)
 
@@ -174,6 +194,84 @@ def carry_array(
     return h
 
 
+def gated(
+    fn: str,
+    key: jax.Array,
+    gates: int,
+    input_size: Any,
+    hidden_size: Any,
+    *,
+    init: Any,
+    has_bias: bool,
+    dtype: Any,
+    forget_block: int | None = None,
+    forget_bias: Any = None,
+    recurrent_size: int | None = None,
+) -> tuple[jax.Array, jax.Array, jax.Array | None]:
+    """(w_ih [G*H, D], w_hh [G*H, R], b [G*H] or None) of a gated cell.
+
+    `forget_block` is the index of the forget-gate block, which gets the
+    `forget_bias` offset (see `forget_offset`). The arguments are checked
+    in `fn`'s name.
+    """
+    input_size, hidden_size, init, dtype = sizes(
+        fn, input_size, hidden_size, init, dtype
+    )
+    offset = 0.0
+    if forget_block is not None:
+        offset = forget_offset(fn, forget_bias, init, has_bias)
+    key_w, key_b = jax.random.split(key)
+    w_ih, w_hh = weights(
+        key_w,
+        gates,
+        input_size,
+        hidden_size,
+        init,
+        dtype,
+        recurrent_size=recurrent_size,
+    )
+    if not has_bias:
+        return w_ih, w_hh, None
+    b = bias(key_b, gates * hidden_size, hidden_size, init, dtype)
+    if offset:
+        rows = slice(forget_block * hidden_size, (forget_block + 1) * hidden_size)
+        b = b.at[rows].add(jnp.asarray(offset, dtype))
+    return w_ih, w_hh, b
+
+
+def both_biases(fn: str, params: Any) -> None:
+    """A GRU's b and b_hn are both arrays or both None."""
+    if (params.b is None) != (params.b_hn is None):
+        _checks.fail(
+            fn,
+            "params.b and params.b_hn",
+            "must both be arrays or both be None",
+            f"b={'None' if params.b is None else 'an array'} "
+            f"and b_hn={'None' if params.b_hn is None else 'an array'}",
+        )
+
+
+def lstm_carry(
+    fn: str, carry: Any, h_size: int, c_size: int, dtype: jnp.dtype
+) -> tuple[jax.Array, jax.Array]:
+    """(h [h_size], c [c_size]) from an LSTMCarry, checked."""
+    from jaxrnn._lstm import LSTMCarry
+
+    if not isinstance(carry, LSTMCarry):
+        _checks.fail(
+            fn,
+            "carry",
+            "must be LSTMCarry(h, c)",
+            _checks.describe(carry),
+            "Wrap a pair with LSTMCarry(h, c), or use init_lstm_carry.",
+            kind=TypeError,
+        )
+    return (
+        carry_array(fn, "carry.h", carry.h, h_size, dtype),
+        carry_array(fn, "carry.c", carry.c, c_size, dtype),
+    )
+
+
 def forget_offset(fn: str, forget_bias: Any, init: str, has_bias: bool) -> float:
     """The LSTM forget-gate offset: None means 1.0 ("default") or 0.0 ("torch")."""
     if forget_bias is None:
@@ -189,3 +287,33 @@ def forget_offset(fn: str, forget_bias: Any, init: str, has_bias: bool) -> float
     if not has_bias and forget_bias != 0:
         _checks.fail(fn, "forget_bias", "needs bias=True", repr(forget_bias))
     return float(forget_bias)
+
+
+def recurrent_mask(fn: str, mask: Any, size: int, dtype: jnp.dtype) -> Any:
+    """The optional dropout mask on h_{t-1}: None, or [H] in the params' dtype."""
+    if mask is None:
+        return None
+    mask = _checks.float_array(fn, "recurrent_mask", mask)
+    _checks.shape(
+        fn,
+        "recurrent_mask",
+        mask,
+        (size,),
+        "[H]",
+        "It multiplies h_{t-1} of one example; use jax.vmap for a batch.",
+    )
+    _checks.same_dtype(fn, "recurrent_mask", mask, dtype, "params")
+    return mask
+
+
+def layer_norm(z: jax.Array, groups: int, eps: float) -> jax.Array:
+    """Normalise each of `groups` equal blocks of z [G*H] to mean 0, variance 1.
+
+    The statistics are computed in float32 (float64 for float64 inputs), so
+    half-precision cells do not lose the variance to rounding.
+    """
+    blocks = z.reshape(groups, -1).astype(_checks.work_dtype(z.dtype))
+    mean = blocks.mean(axis=-1, keepdims=True)
+    variance = jnp.square(blocks - mean).mean(axis=-1, keepdims=True)
+    normalised = (blocks - mean) * jax.lax.rsqrt(variance + eps)
+    return normalised.reshape(z.shape).astype(z.dtype)

@@ -1,10 +1,12 @@
-"""A pure functional layer with the feature set of torch.nn.RNN / LSTM / GRU.
+"""A pure functional layer with the feature set of torch.nn.RNN / LSTM / GRU, and more.
 
 `init_layer` makes the parameters of a stack of `num_layers` layers, each with
-one or two directions; `apply_layer` runs it on a batch-first [B, T, D] input
-with optional per-sequence lengths, an initial state and dropout between
-layers. It is built from the reference steps and `unroll` by `jax.vmap` over
-the batch: there is no second implementation of the cells.
+one or two directions, of any registered cell; `apply_layer` runs it on a
+batch-first [B, T, D] input with optional per-sequence lengths or a mask, an
+initial state (given, learned or zero), per-step state resets, dropout
+between layers, variational recurrent dropout and zoneout. It is built from
+the reference steps and the scan behind `unroll`, by `jax.vmap` over the
+batch: there is no second implementation of the cells.
 """
 
 from __future__ import annotations
@@ -18,44 +20,55 @@ from typing import Any, Union
 import jax
 import jax.numpy as jnp
 
-from jaxrnn import _activations, _checks, _unroll
+from jaxrnn import _activations, _cells, _checks, _unroll
 from jaxrnn._activations import Activation
-from jaxrnn._elman import RNNParams, init_rnn, rnn_step
-from jaxrnn._gru import GRUParams, gru_step, init_gru
-from jaxrnn._lstm import LSTMCarry, LSTMParams, init_lstm, lstm_step
+from jaxrnn._lstm import LSTMCarry
 
-CellParams = Union[RNNParams, LSTMParams, GRUParams]
-# An LSTMCarry of two [L*D, B, H] arrays for the LSTM, one such array otherwise.
+# An LSTMCarry of two [L*D, B, .] arrays for LSTM-like cells, one array otherwise.
 State = Union[LSTMCarry, jax.Array]
 
-_CELLS = {"rnn": RNNParams, "lstm": LSTMParams, "gru": GRUParams}
+MERGES = ("concat", "sum", "mean", "product")
 
 
 @functools.partial(
-    jax.tree_util.register_dataclass, data_fields=["cells"], meta_fields=["activation"]
+    jax.tree_util.register_dataclass,
+    data_fields=["cells", "initial_state"],
+    meta_fields=["activation", "merge", "residual"],
 )
 @dataclasses.dataclass(frozen=True)
 class LayerParams:
     """Parameters of a stacked, optionally bidirectional, recurrent layer.
 
-    A pytree: `cells` holds the arrays; `activation` is static metadata.
+    A pytree: `cells` and `initial_state` hold the arrays (and receive
+    gradients); `activation`, `merge` and `residual` are static metadata.
 
     Attributes:
-        cells: `cells[layer][direction]` is the RNNParams, LSTMParams or
-            GRUParams of that layer and direction (0 forward, 1 backward).
-            Layer 0 reads D inputs; layer l > 0 reads num_directions * H.
+        cells: `cells[layer][direction]` holds the params of one cell
+            (RNNParams, LSTMParams, GRUParams or a variant), 0 forward and 1
+            backward. Layer 0 reads D inputs; layer l > 0 reads the merged
+            outputs of layer l - 1.
         activation: g1 of the Elman cell ("tanh", "relu", "sigmoid", or a
-            callable); ignored by the LSTM and GRU.
+            callable); ignored by the other cells.
+        initial_state: None (zeros), or a learned initial state without the
+            batch axis: [L*D, R] (R is the size of h), or LSTMCarry(h [L*D, R],
+            c [L*D, H]) for LSTM-like cells. Used when `apply_layer` gets no
+            `initial_state`.
+        merge: how the two directions' outputs combine: "concat" (PyTorch's
+            only mode), "sum", "mean" or "product" (Keras' merge modes).
+        residual: add each layer's input to its output, for every layer
+            whose input width equals its output width.
     """
 
-    cells: tuple[tuple[CellParams, ...], ...]
+    cells: tuple[tuple[Any, ...], ...]
     activation: Activation = "tanh"
+    initial_state: State | None = None
+    merge: str = "concat"
+    residual: bool = False
 
     @property
     def cell(self) -> str:
-        """The cell's name: "rnn", "lstm" or "gru"."""
-        kind = type(self.cells[0][0])
-        return next(name for name, cls in _CELLS.items() if cls is kind)
+        """The cell's name, as `init_layer` takes it ("lstm", "gru", ...)."""
+        return _cells.spec_of(self.cells[0][0]).name
 
     @property
     def num_layers(self) -> int:
@@ -71,7 +84,26 @@ class LayerParams:
 
     @property
     def hidden_size(self) -> int:
-        return self.cells[0][0].w_hh.shape[1]
+        """H, the size of each gate block and of the LSTM cell state."""
+        spec = _cells.spec_of(self.cells[0][0])
+        return _cells.hidden_size(spec, self.cells[0][0])
+
+    @property
+    def output_size(self) -> int:
+        """The size of h in one direction: proj_size for a projected LSTM, else H."""
+        return _cells.output_size(self.cells[0][0])
+
+    @property
+    def proj_size(self) -> int | None:
+        """P for a projected LSTM, else None."""
+        return self.output_size if self.cell == "proj_lstm" else None
+
+    @property
+    def features(self) -> int:
+        """The width of each layer's outputs, after merging the directions."""
+        if self.merge == "concat":
+            return self.num_directions * self.output_size
+        return self.output_size
 
     @property
     def dtype(self) -> jnp.dtype:
@@ -90,23 +122,40 @@ def init_layer(
     bias: bool = True,
     init: str = "default",
     forget_bias: float | None = None,
+    proj_size: int | None = None,
+    merge: str = "concat",
+    residual: bool = False,
+    learn_initial_state: bool = False,
     dtype=jnp.float32,
 ) -> LayerParams:
     """Initialise a stacked recurrent layer, like `torch.nn.LSTM(...)`.
 
     Args:
         key: a PRNG key.
-        cell: "rnn" (Elman), "lstm" or "gru".
+        cell: "rnn" (Elman), "lstm", "gru", or a variant: "peephole_lstm",
+            "layer_norm_lstm", "layer_norm_gru", "cifg_lstm" (coupled input
+            and forget gates) or "mgu" (minimal gated unit). "lstm" with a
+            `proj_size` gives the projected LSTM ("proj_lstm").
         input_size: D.
         hidden_size: H.
         num_layers: L, layers stacked on top of each other.
-        bidirectional: add a backward direction to every layer; the outputs
-            of the two directions are concatenated.
+        bidirectional: add a backward direction to every layer; `merge`
+            combines the two directions' outputs.
         activation: g1 for cell="rnn" ("tanh" when None, as in PyTorch;
-            "relu", "sigmoid" or a callable). Not allowed for LSTM and GRU.
+            "relu", "sigmoid" or a callable). Not allowed for other cells.
         bias: False removes every bias.
         init: "default" or "torch"; see `init_rnn`, `init_lstm`, `init_gru`.
-        forget_bias: for cell="lstm" only; see `init_lstm`.
+        forget_bias: for the LSTM-like cells only; see `init_lstm`.
+        proj_size: P < H for cell="lstm": h is projected to P units, as in
+            `torch.nn.LSTM(proj_size=P)`. None (the default) for none.
+        merge: for bidirectional layers, how the directions combine:
+            "concat" (the default, PyTorch's), "sum", "mean" or "product".
+        residual: add each layer's input to its output wherever the widths
+            match (every layer above the first; the first when D equals its
+            output width). At least one layer must qualify.
+        learn_initial_state: give the layer a learned initial state,
+            starting at zero, in `params.initial_state`; it receives gradients
+            like any other parameter.
         dtype: a floating dtype for every parameter.
 
     Returns:
@@ -121,10 +170,26 @@ def init_layer(
         (2, 2, (15, 10))
     """
     fn = "init_layer"
-    cell = _checks.choice(fn, "cell", cell, tuple(_CELLS))
+    names = tuple(name for name in _cells.CELLS if name != "proj_lstm")
+    if cell == "proj_lstm":
+        cell = "lstm"
+        if proj_size is None:
+            _checks.fail(fn, "proj_size", "is needed for cell='proj_lstm'", "None")
+    cell = _checks.choice(fn, "cell", cell, names)
     num_layers = _checks.positive_int(fn, "num_layers", num_layers)
     input_size = _checks.positive_int(fn, "input_size", input_size)
     hidden_size = _checks.positive_int(fn, "hidden_size", hidden_size)
+    merge = _checks.choice(fn, "merge", merge, MERGES)
+    if proj_size is not None:
+        if cell != "lstm":
+            _checks.fail(
+                fn,
+                "proj_size",
+                "applies to cell='lstm' only",
+                f"proj_size={proj_size!r} with cell={cell!r}",
+            )
+        cell = "proj_lstm"
+    spec = _cells.CELLS[cell]
     if cell != "rnn" and activation is not None:
         _checks.fail(
             fn,
@@ -132,35 +197,61 @@ def init_layer(
             "applies to cell='rnn' only",
             f"activation={activation!r} with cell={cell!r}",
         )
-    if cell != "lstm" and forget_bias is not None:
+    if not spec.forget_bias and forget_bias is not None:
         _checks.fail(
             fn,
             "forget_bias",
-            "applies to cell='lstm' only",
+            "applies to the LSTM cells only",
             f"forget_bias={forget_bias!r} with cell={cell!r}",
+        )
+    if merge != "concat" and not bidirectional:
+        _checks.fail(
+            fn,
+            "merge",
+            "applies to bidirectional layers only",
+            f"merge={merge!r} with bidirectional=False",
         )
     activation = "tanh" if activation is None else activation
     _activations.resolve(fn, "activation", activation)
     kwargs = dict(init=init, bias=bias, dtype=dtype)
-    if cell == "lstm":
+    if spec.forget_bias:
         kwargs["forget_bias"] = forget_bias
-    init_cell = {"rnn": init_rnn, "lstm": init_lstm, "gru": init_gru}[cell]
+    sizes = (hidden_size,) if proj_size is None else (hidden_size, proj_size)
+    output_size = sizes[-1]
     num_directions = 2 if bidirectional else 1
+    features = output_size * (num_directions if merge == "concat" else 1)
+    if residual and features != input_size and num_layers == 1:
+        _checks.fail(
+            fn,
+            "residual",
+            f"needs a layer whose input width equals its output width ({features})",
+            f"input_size={input_size} and num_layers=1",
+            "Residual connections skip over layers above the first, or over "
+            "the first when input_size equals its output width.",
+        )
     keys = jax.random.split(key, num_layers * num_directions)
     cells = []
     for layer in range(num_layers):
-        size = input_size if layer == 0 else num_directions * hidden_size
+        size = input_size if layer == 0 else features
         cells.append(
             tuple(
-                init_cell(keys[layer * num_directions + d], size, hidden_size, **kwargs)
+                spec.init(keys[layer * num_directions + d], size, *sizes, **kwargs)
                 for d in range(num_directions)
             )
         )
-    return LayerParams(tuple(cells), activation)
+    initial_state = None
+    if learn_initial_state:
+        dtype = cells[0][0].w_hh.dtype
+        count = num_layers * num_directions
+        h = jnp.zeros((count, output_size), dtype)
+        initial_state = h
+        if spec.lstm_carry:
+            initial_state = LSTMCarry(h, jnp.zeros((count, hidden_size), dtype))
+    return LayerParams(tuple(cells), activation, initial_state, merge, bool(residual))
 
 
-def _structure(fn: str, params: Any) -> None:
-    """Check that params is a well-formed LayerParams."""
+def _structure(fn: str, params: Any) -> _cells.CellSpec:
+    """Check that params is a well-formed LayerParams; return its CellSpec."""
     if not isinstance(params, LayerParams):
         _checks.fail(
             fn,
@@ -176,20 +267,22 @@ def _structure(fn: str, params: Any) -> None:
             "must hold at least one layer and direction",
             repr(params.cells),
         )
-    kind = type(params.cells[0][0])
-    if kind not in _CELLS.values():
+    spec = _cells.spec_of(params.cells[0][0])
+    if spec is None:
         _checks.fail(
             fn,
             "params.cells",
-            "must hold RNNParams, LSTMParams or GRUParams",
-            f"a {kind.__name__}",
+            "must hold the params of a jaxrnn cell (RNNParams, LSTMParams, ...)",
+            f"a {type(params.cells[0][0]).__name__}",
             kind=TypeError,
         )
+    kind = spec.params
     directions = len(params.cells[0])
     if directions not in (1, 2):
         _checks.fail(
             fn, "params.cells", "must have 1 or 2 directions per layer", f"{directions}"
         )
+    _checks.choice(fn, "params.merge", params.merge, MERGES)
     for layer, cells in enumerate(params.cells):
         if len(cells) != directions or any(type(c) is not kind for c in cells):
             _checks.fail(
@@ -199,7 +292,7 @@ def _structure(fn: str, params: Any) -> None:
                 repr([type(c).__name__ for c in cells]),
                 kind=TypeError,
             )
-        expected = params.input_size if layer == 0 else directions * params.hidden_size
+        expected = params.input_size if layer == 0 else params.features
         for d, c in enumerate(cells):
             if tuple(c.w_ih.shape[1:]) != (expected,):
                 _checks.fail(
@@ -208,64 +301,116 @@ def _structure(fn: str, params: Any) -> None:
                     f"must read {expected} inputs",
                     f"shape {tuple(c.w_ih.shape)}",
                 )
+    return spec
 
 
-def _state(fn: str, params: LayerParams, state: Any, batch_size: int) -> State:
-    """Check an initial state, or make the zero one: [L*D, B, H] per array."""
-    shape = (params.num_layers * params.num_directions, batch_size, params.hidden_size)
-    if state is None:
-        zeros = jnp.zeros(shape, params.dtype)
-        return LSTMCarry(zeros, zeros) if params.cell == "lstm" else zeros
-    if params.cell == "lstm":
+def _state_arrays(
+    fn: str, name: str, params: LayerParams, spec: _cells.CellSpec, state: Any, batch
+) -> State:
+    """Check a state [L*D, *batch, size] per array, LSTMCarry for LSTM-like cells."""
+    count = params.num_layers * params.num_directions
+    legend = "[num_layers * num_directions, B, {}]" if batch else "[L*D, {}]"
+    if spec.lstm_carry:
         if not isinstance(state, LSTMCarry):
             _checks.fail(
                 fn,
-                "initial_state",
-                "must be LSTMCarry(h, c) for an LSTM",
+                name,
+                f"must be LSTMCarry(h, c) for cell={params.cell!r}",
                 _checks.describe(state),
                 kind=TypeError,
             )
-        arrays = {"initial_state.h": state.h, "initial_state.c": state.c}
+        arrays = {
+            f"{name}.h": (state.h, params.output_size),
+            f"{name}.c": (state.c, params.hidden_size),
+        }
     else:
-        arrays = {"initial_state": state}
+        arrays = {name: (state, params.output_size)}
     checked = []
-    for name, value in arrays.items():
-        value = _checks.float_array(fn, name, value)
+    for arg, (value, size) in arrays.items():
+        value = _checks.float_array(fn, arg, value)
         _checks.shape(
             fn,
-            name,
+            arg,
             value,
-            shape,
-            "[num_layers * num_directions, B, H]",
-            "This is PyTorch's h_0 layout.",
+            (count, *batch, size),
+            legend.format("P" if size != params.hidden_size else "H"),
+            "This is PyTorch's h_0 layout." if batch else "",
         )
-        _checks.same_dtype(fn, name, value, params.dtype, "params")
+        _checks.same_dtype(fn, arg, value, params.dtype, "params")
         checked.append(value)
-    return LSTMCarry(*checked) if params.cell == "lstm" else checked[0]
+    return LSTMCarry(*checked) if spec.lstm_carry else checked[0]
 
 
-def _dropout_rate(fn: str, dropout: Any, key: Any, num_layers: int) -> float:
-    if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real):
-        _checks.fail(
-            fn, "dropout", "must be a number in [0, 1)", repr(dropout), kind=TypeError
+def _state(
+    fn: str, params: LayerParams, spec: _cells.CellSpec, state: Any, batch_size: int
+) -> State:
+    """The initial state [L*D, B, .]: given, else learned, else zeros."""
+    if state is not None:
+        return _state_arrays(fn, "initial_state", params, spec, state, (batch_size,))
+    if params.initial_state is not None:
+        learned = _state_arrays(
+            fn, "params.initial_state", params, spec, params.initial_state, ()
         )
-    if not 0 <= dropout < 1:
-        _checks.fail(fn, "dropout", "must be in [0, 1)", repr(dropout))
-    if dropout > 0 and key is None:
-        _checks.fail(
-            fn,
-            "key",
-            "is needed when dropout > 0",
-            "None",
-            "Pass a PRNG key for training, or dropout=0.0 for evaluation.",
+        return jax.tree.map(
+            lambda a: jnp.broadcast_to(
+                a[:, None], (a.shape[0], batch_size, a.shape[1])
+            ),
+            learned,
         )
-    if dropout > 0 and num_layers == 1:
-        warnings.warn(
-            f"{fn}: dropout={dropout} has no effect with num_layers=1: it "
-            "acts between layers, as in PyTorch.",
-            stacklevel=3,
-        )
-    return float(dropout)
+    count = params.num_layers * params.num_directions
+    h = jnp.zeros((count, batch_size, params.output_size), params.dtype)
+    if not spec.lstm_carry:
+        return h
+    return LSTMCarry(
+        h, jnp.zeros((count, batch_size, params.hidden_size), params.dtype)
+    )
+
+
+def _rate(fn: str, arg: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        _checks.fail(fn, arg, "must be a number in [0, 1)", repr(value), kind=TypeError)
+    if not 0 <= value < 1:
+        _checks.fail(fn, arg, "must be in [0, 1)", repr(value))
+    return float(value)
+
+
+def _zoneout_rates(fn: str, zoneout: Any, spec: _cells.CellSpec) -> Any:
+    """Zoneout rates shaped like the carry: LSTMCarry(rate_h, rate_c) or a rate."""
+    if isinstance(zoneout, (tuple, list)):
+        if not spec.lstm_carry or len(zoneout) != 2:
+            _checks.fail(
+                fn,
+                "zoneout",
+                "must be a rate, or a pair (rate_h, rate_c) for an LSTM-like cell",
+                repr(zoneout),
+            )
+        return LSTMCarry(*(_rate(fn, "zoneout", z) for z in zoneout))
+    rate = _rate(fn, "zoneout", zoneout)
+    return LSTMCarry(rate, rate) if spec.lstm_carry else rate
+
+
+def _hidden(carry: State) -> jax.Array:
+    return carry.h if isinstance(carry, LSTMCarry) else carry
+
+
+def _merge(merge: str, outputs: list[jax.Array]) -> jax.Array:
+    if len(outputs) == 1:
+        return outputs[0]
+    forward, backward = outputs
+    if merge == "concat":
+        return jnp.concatenate(outputs, -1)
+    if merge == "sum":
+        return forward + backward
+    if merge == "mean":
+        return (forward + backward) / 2
+    return forward * backward
+
+
+def _bernoulli_scale(key: jax.Array, rate: float, shape, dtype) -> jax.Array:
+    """Inverted-dropout multipliers: 0 with probability rate, else 1 / (1 - rate)."""
+    keep = jax.random.bernoulli(key, 1 - rate, shape)
+    scale = jnp.asarray(1 / (1 - rate), dtype)
+    return jnp.where(keep, scale, jnp.zeros((), dtype))
 
 
 def apply_layer(
@@ -275,22 +420,29 @@ def apply_layer(
     lengths: Any = None,
     mask: Any = None,
     initial_state: State | None = None,
+    reset: Any = None,
     dropout: float = 0.0,
+    recurrent_dropout: float = 0.0,
+    zoneout: float | tuple[float, float] = 0.0,
+    training: bool = True,
     key: jax.Array | None = None,
+    include_initial: bool = False,
     unroll: int | bool = 1,
 ) -> tuple[jax.Array, State]:
     """Run a stacked recurrent layer over a batch, like `torch.nn.LSTM.forward`.
 
-    Every layer and direction is `unroll` of the reference step, mapped over
-    the batch with `jax.vmap`:
+    Every layer and direction is the reference step under the scan of
+    `unroll`, mapped over the batch with `jax.vmap`:
 
         inputs = xs
         for layer in range(L):
             outs = [vmap(unroll(step, cells[layer][d], h0[layer*D + d], inputs,
-                                mask=mask, reverse=(d == 1)))
+                                mask=mask, reset=reset, reverse=(d == 1)))
                     for d in directions]
-            inputs = concatenate(outs, axis=-1)     # [B, T, D*H]
-            if layer < L - 1: inputs = dropout(inputs)
+            outputs = merge(outs)                   # concat: [B, T, D*H]
+            if residual and widths match: outputs += inputs
+            if layer < L - 1: outputs = dropout(outputs)
+            inputs = outputs
         return inputs, stack(final carries)
 
     Args:
@@ -303,23 +455,48 @@ def apply_layer(
             sequences.
         mask: optional bool [B, T], instead of lengths: where False the carry
             is held and the output is zero.
-        initial_state: optional state in PyTorch's layout: [L*D, B, H] with the
-            layers in order and, within a layer, forward then backward; an
-            LSTMCarry(h, c) of two such arrays for the LSTM. Zeros when None.
+        initial_state: optional state in PyTorch's layout: [L*D, B, R] with
+            the layers in order and, within a layer, forward then backward;
+            an LSTMCarry(h, c) of two such arrays for LSTM-like cells (c is
+            [L*D, B, H]; R = H unless the LSTM projects h to P). When None:
+            `params.initial_state` if the layer learns one, else zeros.
+        reset: optional bool [B, T]. Where True, a new sequence starts at
+            step t: the forward direction resets its carry to the initial
+            state before reading xs[:, t], and the backward direction resets
+            before reading xs[:, t - 1], so that every packed segment is
+            processed as if it were alone (`test_layer_options` checks this
+            against separate runs).
         dropout: the rate of dropout on the outputs of every layer but the
-            last (PyTorch's `dropout`). 0.0, the default, is evaluation mode.
-        key: the PRNG key for dropout; needed when dropout > 0.
+            last (PyTorch's `dropout`).
+        recurrent_dropout: the rate of variational dropout on h_{t-1] where
+            it enters w_hh (Gal & Ghahramani 2016): one mask per sequence,
+            layer and direction, sampled before the scan and the same at every
+            step. The carry itself is not dropped.
+        zoneout: the zoneout rate (Krueger et al. 2016), or a pair (rate_h,
+            rate_c) for LSTM-like cells: in training each unit of the carry
+            keeps its previous value with this probability at every step; in
+            evaluation the carry is the expectation, rate * old + (1 - rate)
+            * new.
+        training: True (the default) applies dropout, recurrent dropout and
+            sampled zoneout, and then needs `key` if any rate is > 0. False is
+            evaluation: no dropout, zoneout by its expectation, deterministic.
+        key: the PRNG key for the stochastic options.
+        include_initial: put the last layer's initial h at the front of the
+            outputs, merged across directions like the outputs: ys is then
+            [B, T + 1, F] and ys[:, 0] is h_0.
         unroll: scan's unroll factor.
 
     Returns:
-        (ys, final_state): outputs of the last layer [B, T, D*H], forward then
-        backward features; and the final state of every layer and direction,
-        in the layout of initial_state.
+        (ys, final_state): outputs of the last layer [B, T, F], where F is
+        D*R for merge="concat" (forward then backward features) and R for the
+        other merges; and the final state of every layer and direction, in
+        the layout of initial_state.
 
     Raises:
         ValueError, TypeError: at trace time, naming the argument, for an xs
-            that is not [B, T, D], lengths not [B], a mask not [B, T], an
-            initial state of the wrong shape or dtype, or bad dropout.
+            that is not [B, T, D], lengths not [B], a mask or reset not
+            [B, T], an initial state of the wrong shape or dtype, or rates
+            outside [0, 1).
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -331,7 +508,7 @@ def apply_layer(
         ((4, 7, 10), (4, 4, 5))
     """
     fn = "apply_layer"
-    _structure(fn, params)
+    spec = _structure(fn, params)
     xs = _checks.float_array(
         fn,
         "xs",
@@ -350,38 +527,126 @@ def apply_layer(
         )
     _checks.same_dtype(fn, "xs", xs, params.dtype, "params")
     mask = _unroll.resolve_mask(fn, seq_len, mask, lengths, batch=(batch_size,))
-    state = _state(fn, params, initial_state, batch_size)
-    rate = _dropout_rate(fn, dropout, key, params.num_layers)
+    reset = _unroll.resolve_reset(fn, seq_len, reset, batch=(batch_size,))
+    state = _state(fn, params, spec, initial_state, batch_size)
+    rate = _rate(fn, "dropout", dropout)
+    recurrent_rate = _rate(fn, "recurrent_dropout", recurrent_dropout)
+    zone_rates = _zoneout_rates(fn, zoneout, spec)
+    zoning = any(r > 0 for r in jax.tree.leaves(zone_rates))
+    training = bool(training)
+    if not training:
+        rate = recurrent_rate = 0.0
+    sampled = (rate, recurrent_rate, float(training and zoning))
+    if any(sampled) and key is None:
+        _checks.fail(
+            fn,
+            "key",
+            "is needed when training with dropout, recurrent_dropout or zoneout",
+            "None",
+            "Pass a PRNG key for training, or training=False for evaluation.",
+        )
+    if rate > 0 and params.num_layers == 1:
+        warnings.warn(
+            f"{fn}: dropout={rate} has no effect with num_layers=1: it "
+            "acts between layers, as in PyTorch.",
+            stacklevel=2,
+        )
 
-    step = {"rnn": rnn_step, "lstm": lstm_step, "gru": gru_step}[params.cell]
-    if params.cell == "rnn":
+    step = spec.step
+    if spec.name == "rnn":
         step = functools.partial(step, activation=params.activation)
-    mask_axis = None if mask is None else 0
-    inputs, finals = xs, []
+    dtype = params.dtype
+    # The backward direction starts a segment at the last step before a reset.
+    reset_backward = None
+    if reset is not None:
+        reset_backward = jnp.concatenate(
+            [reset[:, 1:], jnp.zeros((batch_size, 1), bool)], axis=1
+        )
+
+    def run(cell_params, x, carry, m, r, recurrent_mask, zone_masks, *, direction):
+        """One direction of one example: the scan of `unroll`."""
+        step_fn = functools.partial(step, cell_params)
+        if recurrent_mask is not None:
+            step_fn = functools.partial(step_fn, recurrent_mask=recurrent_mask)
+        inputs = x
+        if zoning:
+            inputs = (x, zone_masks)
+            step_fn = functools.partial(_zoned, step_fn, zone_rates, training)
+        return _unroll.scan(
+            step_fn,
+            carry,
+            inputs,
+            mask=m,
+            reset=r,
+            reverse=direction == 1,
+            unroll=unroll,
+        )
+
+    inputs, finals, initial_outputs = xs, [], []
     for layer, cells in enumerate(params.cells):
         outputs = []
+        initial_outputs = []
         for direction, cell_params in enumerate(cells):
             index = layer * params.num_directions + direction
             carry0 = jax.tree.map(lambda a: a[index], state)
-
-            def run(x, carry, m, cell_params=cell_params, direction=direction):
-                return _unroll.unroll(
-                    step,
-                    cell_params,
-                    carry,
-                    x,
-                    mask=m,
-                    reverse=direction == 1,
-                    unroll=unroll,
+            initial_outputs.append(_hidden(carry0))
+            recurrent_mask = zone_masks = None
+            if recurrent_rate > 0:
+                subkey = jax.random.fold_in(jax.random.fold_in(key, 1), index)
+                shape = (batch_size, params.output_size)
+                recurrent_mask = _bernoulli_scale(subkey, recurrent_rate, shape, dtype)
+            if zoning and training:
+                subkey = jax.random.fold_in(jax.random.fold_in(key, 2), index)
+                leaves, treedef = jax.tree.flatten(carry0)
+                keys = jax.random.split(subkey, len(leaves))
+                zone_masks = jax.tree.unflatten(
+                    treedef,
+                    [
+                        jax.random.bernoulli(k, z, (batch_size, seq_len, a.shape[-1]))
+                        for k, z, a in zip(keys, jax.tree.leaves(zone_rates), leaves)
+                    ],
                 )
-
-            final, ys = jax.vmap(run, in_axes=(0, 0, mask_axis))(inputs, carry0, mask)
+            r = reset if direction == 0 else reset_backward
+            final, ys = jax.vmap(
+                functools.partial(run, cell_params, direction=direction),
+                in_axes=(
+                    0,
+                    0,
+                    None if mask is None else 0,
+                    None if r is None else 0,
+                    None if recurrent_mask is None else 0,
+                    None if zone_masks is None else 0,
+                ),
+            )(inputs, carry0, mask, r, recurrent_mask, zone_masks)
             finals.append(final)
             outputs.append(ys)
-        inputs = outputs[0] if len(outputs) == 1 else jnp.concatenate(outputs, -1)
+        merged = _merge(params.merge, outputs)
+        if params.residual and merged.shape[-1] == inputs.shape[-1]:
+            skip = inputs
+            if mask is not None:
+                skip = jnp.where(mask[..., None], inputs, jnp.zeros_like(inputs))
+            merged = merged + skip
         if rate > 0 and layer < params.num_layers - 1:
             key, subkey = jax.random.split(key)
-            keep = jax.random.bernoulli(subkey, 1 - rate, inputs.shape)
-            inputs = jnp.where(keep, inputs / (1 - rate), jnp.zeros_like(inputs))
+            merged = merged * _bernoulli_scale(subkey, rate, merged.shape, dtype)
+        inputs = merged
     final_state = jax.tree.map(lambda *carries: jnp.stack(carries), *finals)
+    if include_initial:
+        front = _merge(params.merge, initial_outputs)
+        inputs = jnp.concatenate([front[:, None], inputs], axis=1)
     return inputs, final_state
+
+
+def _zoned(step_fn, rates, training, carry, inputs):
+    """A step with zoneout: units keep their old value where the mask says so."""
+    x, keep_old = inputs
+    new_carry, _ = step_fn(carry, x)
+    if training:
+        new_carry = jax.tree.map(
+            lambda new, old, k: jnp.where(k, old, new), new_carry, carry, keep_old
+        )
+    else:
+        new_carry = jax.tree.map(
+            lambda new, old, z: z * old + (1 - z) * new, new_carry, carry, rates
+        )
+    return new_carry, _hidden(new_carry)

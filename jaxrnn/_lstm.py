@@ -79,17 +79,18 @@ def init_lstm(
         >>> p.w_ih.shape, p.w_hh.shape, p.b[5:10].tolist()
         ((20, 3), (20, 5), [1.0, 1.0, 1.0, 1.0, 1.0])
     """
-    fn = "init_lstm"
-    input_size, hidden_size, init, dtype = _init.sizes(
-        fn, input_size, hidden_size, init, dtype
+    w_ih, w_hh, b = _init.gated(
+        "init_lstm",
+        key,
+        4,
+        input_size,
+        hidden_size,
+        init=init,
+        has_bias=bias,
+        dtype=dtype,
+        forget_block=1,
+        forget_bias=forget_bias,
     )
-    offset = _init.forget_offset(fn, forget_bias, init, bias)
-    key_w, key_b = jax.random.split(key)
-    w_ih, w_hh = _init.weights(key_w, 4, input_size, hidden_size, init, dtype)
-    if not bias:
-        return LSTMParams(w_ih, w_hh, None)
-    b = _init.bias(key_b, 4 * hidden_size, hidden_size, init, dtype)
-    b = b.at[hidden_size : 2 * hidden_size].add(jnp.asarray(offset, dtype))
     return LSTMParams(w_ih, w_hh, b)
 
 
@@ -101,7 +102,11 @@ def init_lstm_carry(hidden_size: int, *, dtype=jnp.float32) -> LSTMCarry:
 
 
 def lstm_step(
-    params: LSTMParams, carry: LSTMCarry, x: jax.Array
+    params: LSTMParams,
+    carry: LSTMCarry,
+    x: jax.Array,
+    *,
+    recurrent_mask: jax.Array | None = None,
 ) -> tuple[LSTMCarry, jax.Array]:
     """Advance an LSTM by one time step.
 
@@ -117,6 +122,10 @@ def lstm_step(
         params: from `init_lstm`; w_ih [4H, D], w_hh [4H, H], b [4H] or None.
         carry: LSTMCarry(h [H], c [H]).
         x: input at this step, [D], in the params' dtype.
+        recurrent_mask: optional [H]. It multiplies h where h enters w_hh,
+            which is variational recurrent dropout (Gal & Ghahramani 2016)
+            when the mask is one draw per sequence; `apply_layer` samples it.
+            The carry itself is not masked.
 
     Returns:
         (LSTMCarry(h_new, c_new), h_new)
@@ -135,19 +144,11 @@ def lstm_step(
     """
     fn = "lstm_step"
     input_size, hidden_size, dtype = _init.params(fn, params, LSTMParams, 4)
-    if not isinstance(carry, LSTMCarry):
-        _checks.fail(
-            fn,
-            "carry",
-            "must be LSTMCarry(h, c)",
-            _checks.describe(carry),
-            "Wrap a pair with LSTMCarry(h, c), or use init_lstm_carry.",
-            kind=TypeError,
-        )
+    h, c = _init.lstm_carry(fn, carry, hidden_size, hidden_size, dtype)
     x = _init.step_input(fn, x, input_size, dtype)
-    h = _init.carry_array(fn, "carry.h", carry.h, hidden_size, dtype)
-    c = _init.carry_array(fn, "carry.c", carry.c, hidden_size, dtype)
-    gates = params.w_ih @ x + params.w_hh @ h
+    mask = _init.recurrent_mask(fn, recurrent_mask, hidden_size, dtype)
+    h_rec = h if mask is None else h * mask
+    gates = params.w_ih @ x + params.w_hh @ h_rec
     if params.b is not None:
         gates = gates + params.b
     i, f, g, o = jnp.split(gates, 4)

@@ -96,6 +96,71 @@ def resolve_mask(
     return None
 
 
+def resolve_reset(
+    fn: str, seq_len: int, reset: Any, batch: tuple[int, ...] = ()
+) -> jax.Array | None:
+    """Check an optional bool reset mask [*batch, T]."""
+    if reset is None:
+        return None
+    reset = _checks.as_array(fn, "reset", reset)
+    if reset.dtype != jnp.bool_:
+        _checks.fail(
+            fn,
+            "reset",
+            "must have dtype bool",
+            f"dtype {reset.dtype.name}",
+            "Use reset.astype(bool).",
+            kind=TypeError,
+        )
+    _checks.shape(
+        fn,
+        "reset",
+        reset,
+        (*batch, seq_len),
+        "[B, T]" if batch else "[T]",
+        f"T = {seq_len} is the length of the time axis of xs.",
+    )
+    return reset
+
+
+def scan(
+    step_fn: Callable[[Any, Any], tuple[Any, jax.Array]],
+    carry: Any,
+    xs: Any,
+    *,
+    mask: jax.Array | None = None,
+    reset: jax.Array | None = None,
+    reverse: bool = False,
+    unroll: int | bool = 1,
+) -> tuple[Any, jax.Array]:
+    """The scan behind `unroll`, on checked arguments; xs may be a pytree.
+
+    Where reset[t] the carry is set back to the initial carry before the
+    step; where not mask[t] the step's new carry is dropped and y_t = 0.
+    """
+    if mask is None and reset is None:
+        return jax.lax.scan(step_fn, carry, xs, reverse=bool(reverse), unroll=unroll)
+    initial = carry
+
+    def body(carry, inputs):
+        x, keep, fresh = inputs
+        if fresh is not None:
+            carry = jax.tree.map(
+                lambda first, old: jnp.where(fresh, first, old), initial, carry
+            )
+        new_carry, y = step_fn(carry, x)
+        if keep is None:
+            return new_carry, y
+        carry = jax.tree.map(
+            lambda new, old: jnp.where(keep, new, old), new_carry, carry
+        )
+        return carry, jnp.where(keep, y, jnp.zeros_like(y))
+
+    return jax.lax.scan(
+        body, carry, (xs, mask, reset), reverse=bool(reverse), unroll=unroll
+    )
+
+
 def _unroll_factor(fn: str, unroll: Any) -> int | bool:
     if isinstance(unroll, bool):
         return unroll
@@ -121,6 +186,7 @@ def unroll(
     *,
     mask: Any = None,
     length: Any = None,
+    reset: Any = None,
     reverse: bool = False,
     unroll: int | bool = 1,
 ) -> tuple[Any, jax.Array]:
@@ -128,8 +194,10 @@ def unroll(
 
     Equivalent Python loop (what `unroll_loop` runs):
 
-        ys = []
+        ys, initial = [], carry
         for t in (reversed(range(T)) if reverse else range(T)):
+            if reset[t]:                # a new episode starts at this step
+                carry = initial
             new_carry, y = step(params, carry, xs[t])
             if mask[t]:
                 carry = new_carry
@@ -149,6 +217,10 @@ def unroll(
         length: optional integer scalar, the sequence's valid length: the
             same as mask = arange(T) < length. Lengths above T act as T;
             a length of 0 returns the initial carry and all-zero outputs.
+        reset: optional bool [T]. Where True, the carry is set back to the
+            initial `carry` before step t reads xs[t] (in the order the steps
+            run, so with reverse=True a reset at t starts a new segment that
+            runs down from t). Use it to pack several sequences into one row.
         reverse: run from t = T-1 down to 0. Outputs stay aligned with xs, so
             ys[t] is the output after reading xs[t]. With a length, the
             padding at the end is skipped and the reverse pass starts at the
@@ -174,21 +246,16 @@ def unroll(
     fn = "unroll"
     xs = _sequence(fn, xs)
     mask = resolve_mask(fn, xs.shape[0], mask, length)
+    reset = resolve_reset(fn, xs.shape[0], reset)
     unroll = _unroll_factor(fn, unroll)
-    step_fn = functools.partial(step, params)
-    if mask is None:
-        return jax.lax.scan(step_fn, carry, xs, reverse=bool(reverse), unroll=unroll)
-
-    def masked_step(carry, inputs):
-        x, keep = inputs
-        new_carry, y = step_fn(carry, x)
-        carry = jax.tree.map(
-            lambda new, old: jnp.where(keep, new, old), new_carry, carry
-        )
-        return carry, jnp.where(keep, y, jnp.zeros_like(y))
-
-    return jax.lax.scan(
-        masked_step, carry, (xs, mask), reverse=bool(reverse), unroll=unroll
+    return scan(
+        functools.partial(step, params),
+        carry,
+        xs,
+        mask=mask,
+        reset=reset,
+        reverse=reverse,
+        unroll=unroll,
     )
 
 
@@ -200,6 +267,7 @@ def unroll_loop(
     *,
     mask: Any = None,
     length: Any = None,
+    reset: Any = None,
     reverse: bool = False,
 ) -> tuple[Any, jax.Array]:
     """The Python-loop twin of `unroll`: the test oracle, and for teaching.
@@ -211,12 +279,16 @@ def unroll_loop(
     xs = _sequence(fn, xs)
     seq_len = xs.shape[0]
     mask = resolve_mask(fn, seq_len, mask, length)
+    reset = resolve_reset(fn, seq_len, reset)
+    initial = carry
     if seq_len == 0:
         x = jax.ShapeDtypeStruct(xs.shape[1:], xs.dtype)
         y = jax.eval_shape(lambda c, x: step(params, c, x)[1], carry, x)
         return carry, jnp.zeros((0, *y.shape), y.dtype)
     ys = [None] * seq_len
     for t in reversed(range(seq_len)) if reverse else range(seq_len):
+        if reset is not None and bool(reset[t]):
+            carry = initial
         new_carry, y = step(params, carry, xs[t])
         if mask is None or bool(mask[t]):
             carry = new_carry

@@ -185,7 +185,7 @@ def test_bad_init_options(getkey):
         jaxrnn.init_layer(getkey(), "transformer", D, H)
     with raises(ValueError, r"activation applies to cell='rnn' only"):
         jaxrnn.init_layer(getkey(), "lstm", D, H, activation="relu")
-    with raises(ValueError, r"forget_bias applies to cell='lstm' only"):
+    with raises(ValueError, r"forget_bias applies to the LSTM cells only"):
         jaxrnn.init_layer(getkey(), "gru", D, H, forget_bias=1.0)
     with raises(ValueError, r"forget_bias needs bias=True"):
         jaxrnn.init_lstm(getkey(), D, H, forget_bias=1.0, bias=False)
@@ -242,10 +242,19 @@ def test_mask_and_lengths_that_do_not_fit(lstm, layer):
 
 def test_dropout_arguments(layer):
     xs = jnp.ones((B, T, D))
-    with raises(ValueError, r"apply_layer: key is needed when dropout > 0", "None"):
-        jaxrnn.apply_layer(layer, xs, dropout=0.3)
-    with raises(ValueError, r"apply_layer: dropout must be in \[0, 1\)", "1.5"):
-        jaxrnn.apply_layer(layer, xs, dropout=1.5, key=jax.random.key(0))
+    for option in ("dropout", "recurrent_dropout", "zoneout"):
+        with raises(ValueError, r"apply_layer: key is needed when training", "None"):
+            jaxrnn.apply_layer(layer, xs, **{option: 0.3})
+        with raises(ValueError, rf"apply_layer: {option} must be in \[0, 1\)", "1.5"):
+            jaxrnn.apply_layer(layer, xs, key=jax.random.key(0), **{option: 1.5})
+        with raises(TypeError, rf"apply_layer: {option} must be a number", "'0.1'"):
+            jaxrnn.apply_layer(layer, xs, key=jax.random.key(0), **{option: "0.1"})
+    # Evaluation needs no key, whatever the rates.
+    jaxrnn.apply_layer(
+        layer, xs, dropout=0.3, recurrent_dropout=0.3, zoneout=0.3, training=False
+    )
+    with raises(ValueError, r"apply_layer: zoneout must be a rate, or a pair"):
+        jaxrnn.apply_layer(layer, xs, zoneout=(0.1, 0.2, 0.3), training=False)
 
 
 # ---------------------------------------------------------------- at trace time
