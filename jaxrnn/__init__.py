@@ -27,15 +27,15 @@ from jaxrnn._gru import GRUParams as GRUParams
 from jaxrnn._gru import gru_step as gru_step
 from jaxrnn._gru import init_gru as init_gru
 from jaxrnn._gru import init_gru_carry as init_gru_carry
-from jaxrnn._layer import LayerParams as LayerParams
 from jaxrnn._layer import apply_layer as apply_layer
-from jaxrnn._layer import init_layer as init_layer
 from jaxrnn._layer_norm_gru import LayerNormGRUParams as LayerNormGRUParams
 from jaxrnn._layer_norm_gru import init_layer_norm_gru as init_layer_norm_gru
 from jaxrnn._layer_norm_gru import layer_norm_gru_step as layer_norm_gru_step
 from jaxrnn._layer_norm_lstm import LayerNormLSTMParams as LayerNormLSTMParams
 from jaxrnn._layer_norm_lstm import init_layer_norm_lstm as init_layer_norm_lstm
 from jaxrnn._layer_norm_lstm import layer_norm_lstm_step as layer_norm_lstm_step
+from jaxrnn._layer_params import LayerParams as LayerParams
+from jaxrnn._layer_params import init_layer as init_layer
 from jaxrnn._lstm import LSTMCarry as LSTMCarry
 from jaxrnn._lstm import LSTMParams as LSTMParams
 from jaxrnn._lstm import init_lstm as init_lstm

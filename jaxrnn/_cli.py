@@ -22,7 +22,16 @@ import optax
 import jaxrnn
 from jaxrnn import tasks, train
 
-CELLS = ("rnn", "lstm", "gru")
+CELLS = (
+    "rnn",
+    "lstm",
+    "gru",
+    "peephole_lstm",
+    "layer_norm_lstm",
+    "layer_norm_gru",
+    "cifg_lstm",
+    "mgu",
+)
 
 
 class Model(NamedTuple):

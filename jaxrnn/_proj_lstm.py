@@ -157,16 +157,20 @@ def proj_lstm_step(
         Neural Network Architectures for Large Vocabulary Speech Recognition".
     """
     fn = "proj_lstm_step"
-    if isinstance(params, ProjLSTMParams):
+    hidden_size = proj_size = None
+    if isinstance(params, ProjLSTMParams):  # else _init.params raises TypeError
         w_hr = _checks.float_array(fn, "params.w_hr", params.w_hr, ndim=2)
         proj_size, hidden_size = w_hr.shape
-    else:
-        hidden_size = None  # _init.params raises the TypeError
+        w_hh = _checks.float_array(fn, "params.w_hh", params.w_hh, ndim=2)
+        if tuple(w_hh.shape) != (4 * hidden_size, proj_size):
+            _checks.fail(
+                fn,
+                "params.w_hr and params.w_hh",
+                "must agree, as [P, H] and [4H, P]",
+                f"shapes {tuple(w_hr.shape)} and {tuple(w_hh.shape)}",
+            )
     input_size, hidden_size, dtype = _init.params(
         fn, params, ProjLSTMParams, 4, hidden_size=hidden_size
-    )
-    _checks.shape(
-        fn, "params.w_hh", params.w_hh, (4 * hidden_size, proj_size), "[4H, P]"
     )
     _checks.same_dtype(fn, "params.w_hr", w_hr, dtype, "params.w_hh")
     h, c = _init.lstm_carry(fn, carry, proj_size, hidden_size, dtype)

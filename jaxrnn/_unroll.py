@@ -135,8 +135,8 @@ def scan(
 ) -> tuple[Any, jax.Array]:
     """The scan behind `unroll`, on checked arguments; xs may be a pytree.
 
-    Where reset[t] the carry is set back to the initial carry before the
-    step; where not mask[t] the step's new carry is dropped and y_t = 0.
+    Where reset[t] the step starts from the initial carry; where not mask[t]
+    the carry is held (a reset there has no effect) and y_t = 0.
     """
     if mask is None and reset is None:
         return jax.lax.scan(step_fn, carry, xs, reverse=bool(reverse), unroll=unroll)
@@ -144,11 +144,12 @@ def scan(
 
     def body(carry, inputs):
         x, keep, fresh = inputs
+        start = carry
         if fresh is not None:
-            carry = jax.tree.map(
+            start = jax.tree.map(
                 lambda first, old: jnp.where(fresh, first, old), initial, carry
             )
-        new_carry, y = step_fn(carry, x)
+        new_carry, y = step_fn(start, x)
         if keep is None:
             return new_carry, y
         carry = jax.tree.map(
@@ -196,9 +197,8 @@ def unroll(
 
         ys, initial = [], carry
         for t in (reversed(range(T)) if reverse else range(T)):
-            if reset[t]:                # a new episode starts at this step
-                carry = initial
-            new_carry, y = step(params, carry, xs[t])
+            start = initial if reset[t] else carry   # a new episode starts
+            new_carry, y = step(params, start, xs[t])
             if mask[t]:
                 carry = new_carry
             else:                       # masked step: hold the carry
@@ -220,7 +220,8 @@ def unroll(
         reset: optional bool [T]. Where True, the carry is set back to the
             initial `carry` before step t reads xs[t] (in the order the steps
             run, so with reverse=True a reset at t starts a new segment that
-            runs down from t). Use it to pack several sequences into one row.
+            runs down from t). A reset on a masked step has no effect. Use it
+            to pack several sequences into one row.
         reverse: run from t = T-1 down to 0. Outputs stay aligned with xs, so
             ys[t] is the output after reading xs[t]. With a length, the
             padding at the end is skipped and the reverse pass starts at the
@@ -287,9 +288,8 @@ def unroll_loop(
         return carry, jnp.zeros((0, *y.shape), y.dtype)
     ys = [None] * seq_len
     for t in reversed(range(seq_len)) if reverse else range(seq_len):
-        if reset is not None and bool(reset[t]):
-            carry = initial
-        new_carry, y = step(params, carry, xs[t])
+        start = initial if reset is not None and bool(reset[t]) else carry
+        new_carry, y = step(params, start, xs[t])
         if mask is None or bool(mask[t]):
             carry = new_carry
             ys[t] = y

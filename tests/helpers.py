@@ -95,17 +95,146 @@ def np_gru(params, h, xs):
     return h, np.array(hs)
 
 
-def _np_lstm_carry(params, carry, xs):
-    (h, c), hs = np_lstm(params, carry.h, carry.c, xs)
-    return jaxrnn.LSTMCarry(h, c), hs
+def _blocks(a, count):
+    """Split a vector or matrix into `count` equal row blocks (None gives zeros)."""
+    return np.split(np.asarray(a, np.float64), count)
+
+
+def _np_bias(params, count, hidden):
+    b = getattr(params, "b", None)
+    return _blocks(np.zeros(count * hidden) if b is None else b, count)
+
+
+def np_peephole_lstm(params, h, c, xs):
+    """Gers & Schmidhuber: i and f see c_{t-1}, o sees c_t, through diagonals."""
+    hidden = len(c)
+    (w_i, b_i), (w_f, b_f), (w_g, b_g), (w_o, b_o) = (
+        _gate(params, k, hidden) for k in range(4)
+    )
+    p_i, p_f, p_o = (np.asarray(v) for v in (params.w_ci, params.w_cf, params.w_co))
+    hs = []
+    for x in xs:
+        hx = np.concatenate([h, x])
+        i = sigmoid(w_i @ hx + p_i * c + b_i)
+        f = sigmoid(w_f @ hx + p_f * c + b_f)
+        c = f * c + i * np.tanh(w_g @ hx + b_g)
+        o = sigmoid(w_o @ hx + p_o * c + b_o)
+        h = o * np.tanh(c)
+        hs.append(h)
+    return (h, c), np.array(hs)
+
+
+def np_layer_norm(z, gain, bias=0.0, eps=1e-5):
+    """Ba et al.'s LN of one block: (z - mean) / sqrt(var + eps) * gain + bias."""
+    return (z - z.mean()) / np.sqrt(z.var() + eps) * gain + bias
+
+
+def np_layer_norm_lstm(params, h, c, xs):
+    """LN on each gate's input and recurrent pre-activation, and on c_t."""
+    hidden = len(h)
+    w_x, w_h = _blocks(params.w_ih, 4), _blocks(params.w_hh, 4)
+    g_x, g_h = _blocks(params.gain_ih, 4), _blocks(params.gain_hh, 4)
+    b = _np_bias(params, 4, hidden)
+    bias_c = 0.0 if params.bias_c is None else np.asarray(params.bias_c)
+    hs = []
+    for x in xs:
+        i, f, g, o = (
+            np_layer_norm(w_x[k] @ x, g_x[k]) + np_layer_norm(w_h[k] @ h, g_h[k]) + b[k]
+            for k in range(4)
+        )
+        c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
+        h = sigmoid(o) * np.tanh(np_layer_norm(c, np.asarray(params.gain_c), bias_c))
+        hs.append(h)
+    return (h, c), np.array(hs)
+
+
+def np_layer_norm_gru(params, h, xs):
+    """The PyTorch GRU with LN on each gate's input and recurrent pre-activation."""
+    hidden = len(h)
+    w_x, w_h = _blocks(params.w_ih, 3), _blocks(params.w_hh, 3)
+    g_x, g_h = _blocks(params.gain_ih, 3), _blocks(params.gain_hh, 3)
+    b_r, b_z, b_n = _np_bias(params, 3, hidden)
+    b_hn = np.zeros(hidden) if params.b_hn is None else np.asarray(params.b_hn)
+    hs = []
+    for x in xs:
+        ln = lambda w, g, v: np_layer_norm(w @ v, g)
+        r = sigmoid(ln(w_x[0], g_x[0], x) + b_r + ln(w_h[0], g_h[0], h))
+        z = sigmoid(ln(w_x[1], g_x[1], x) + b_z + ln(w_h[1], g_h[1], h))
+        n = np.tanh(ln(w_x[2], g_x[2], x) + b_n + r * (ln(w_h[2], g_h[2], h) + b_hn))
+        h = (1 - z) * n + z * h
+        hs.append(h)
+    return h, np.array(hs)
+
+
+def np_proj_lstm(params, h, c, xs):
+    """PyTorch's LSTM with proj_size: h_t = W_hr (o * tanh(c_t))."""
+    hidden = len(c)
+    w_x, w_h = _blocks(params.w_ih, 4), _blocks(params.w_hh, 4)
+    b = _np_bias(params, 4, hidden)
+    w_hr = np.asarray(params.w_hr)
+    hs = []
+    for x in xs:
+        i, f, g, o = (w_x[k] @ x + w_h[k] @ h + b[k] for k in range(4))
+        c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
+        h = w_hr @ (sigmoid(o) * np.tanh(c))
+        hs.append(h)
+    return (h, c), np.array(hs)
+
+
+def np_cifg_lstm(params, h, c, xs):
+    """Coupled gates: the input gate is 1 - f (blocks f, g, o)."""
+    hidden = len(h)
+    (w_f, b_f), (w_g, b_g), (w_o, b_o) = (_gate(params, k, hidden) for k in range(3))
+    hs = []
+    for x in xs:
+        hx = np.concatenate([h, x])
+        f = sigmoid(w_f @ hx + b_f)
+        c = f * c + (1 - f) * np.tanh(w_g @ hx + b_g)
+        h = sigmoid(w_o @ hx + b_o) * np.tanh(c)
+        hs.append(h)
+    return (h, c), np.array(hs)
+
+
+def np_mgu(params, h, xs):
+    """Zhou et al.'s MGU: f gates both the candidate's h and the update."""
+    hidden = len(h)
+    w_f, w_n = _blocks(params.w_ih, 2)
+    u_f, u_n = _blocks(params.w_hh, 2)
+    b_f, b_n = _np_bias(params, 2, hidden)
+    hs = []
+    for x in xs:
+        f = sigmoid(w_f @ x + u_f @ h + b_f)
+        h_tilde = np.tanh(w_n @ x + u_n @ (f * h) + b_n)
+        h = (1 - f) * h + f * h_tilde
+        hs.append(h)
+    return h, np.array(hs)
+
+
+def _carry_of(np_fn):
+    """Adapt an (h, c) NumPy oracle to LSTMCarry in and out."""
+
+    def run(params, carry, xs):
+        (h, c), hs = np_fn(params, carry.h, carry.c, xs)
+        return jaxrnn.LSTMCarry(h, c), hs
+
+    return run
+
+
+_np_lstm_carry = _carry_of(np_lstm)
+
+
+def proj_size(hidden):
+    """The projection size the tests use for a given H: H - 1 (P < H, P != H)."""
+    return max(hidden - 1, 1)
 
 
 class Cell:
     """One entry of the registry the contract tests run over."""
 
-    def __init__(self, name, init, step, init_carry, numpy_fn):
+    def __init__(self, name, init, step, init_carry, numpy_fn, out=lambda h: h):
         self.name, self.init, self.step = name, init, step
         self.init_carry, self.numpy_fn = init_carry, numpy_fn
+        self.out = out  # the size of h (and of the outputs) for a given H
 
     def __repr__(self):
         return self.name
@@ -144,6 +273,43 @@ CELLS = [
         _np_lstm_carry,
     ),
     Cell("gru", jaxrnn.init_gru, jaxrnn.gru_step, jaxrnn.init_gru_carry, np_gru),
+    Cell(
+        "peephole_lstm",
+        jaxrnn.init_peephole_lstm,
+        jaxrnn.peephole_lstm_step,
+        jaxrnn.init_lstm_carry,
+        _carry_of(np_peephole_lstm),
+    ),
+    Cell(
+        "layer_norm_lstm",
+        jaxrnn.init_layer_norm_lstm,
+        jaxrnn.layer_norm_lstm_step,
+        jaxrnn.init_lstm_carry,
+        _carry_of(np_layer_norm_lstm),
+    ),
+    Cell(
+        "layer_norm_gru",
+        jaxrnn.init_layer_norm_gru,
+        jaxrnn.layer_norm_gru_step,
+        jaxrnn.init_gru_carry,
+        np_layer_norm_gru,
+    ),
+    Cell(
+        "proj_lstm",
+        lambda key, d, h, **kw: jaxrnn.init_proj_lstm(key, d, h, proj_size(h), **kw),
+        jaxrnn.proj_lstm_step,
+        lambda h, **kw: jaxrnn.init_proj_lstm_carry(h, proj_size(h), **kw),
+        _carry_of(np_proj_lstm),
+        out=proj_size,
+    ),
+    Cell(
+        "cifg_lstm",
+        jaxrnn.init_cifg_lstm,
+        jaxrnn.cifg_lstm_step,
+        jaxrnn.init_lstm_carry,
+        _carry_of(np_cifg_lstm),
+    ),
+    Cell("mgu", jaxrnn.init_mgu, jaxrnn.mgu_step, jaxrnn.init_gru_carry, np_mgu),
 ]
 CELL_IDS = [c.name for c in CELLS]
 

@@ -37,6 +37,13 @@ def test_train_json_lines(capsys, standard_promotion):
     assert out.err == ""  # --quiet: no progress bar
 
 
+def test_train_a_cell_variant(capsys, standard_promotion):
+    args = ["--steps", "10", "--chunk", "10", "--json", "--quiet"]
+    assert main(SMALL + args + ["--cell", "layer_norm_lstm"]) == 0
+    (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert row["cell"] == "layer_norm_lstm" and row["test_mse"] > 0
+
+
 def test_train_table_and_progress(capsys, standard_promotion):
     assert main(SMALL + ["--cell", "gru", "--seed", "3"]) == 0
     out = capsys.readouterr()

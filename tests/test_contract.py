@@ -25,12 +25,12 @@ def test_step_keeps_carry_structure_and_dtype(cell, dtype, getkey):
         x = jax.random.normal(getkey(), (D,)).astype(dtype)
         new_carry, y = cell.step(params, carry, x)
         assert _structure(new_carry) == _structure(carry)
-        assert y.shape == (H,) and y.dtype == dtype
+        assert y.shape == (cell.out(H),) and y.dtype == dtype
         final, ys = jaxrnn.unroll(
             cell.step, params, carry, jax.random.normal(getkey(), (T, D)).astype(dtype)
         )
         assert _structure(final) == _structure(carry)
-        assert ys.shape == (T, H) and ys.dtype == dtype
+        assert ys.shape == (T, cell.out(H)) and ys.dtype == dtype
         assert all(a.dtype == dtype for a in jax.tree.leaves(params) if a is not None)
 
 
@@ -87,7 +87,7 @@ def test_eval_shape(cell, getkey):
         carry,
         jax.ShapeDtypeStruct((T, D), jnp.float32),
     )
-    assert ys.shape == (T, H)
+    assert ys.shape == (T, cell.out(H))
     assert _structure(final) == _structure(carry)
 
 

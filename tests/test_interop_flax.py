@@ -187,3 +187,21 @@ def test_refusals():
     two = jaxrnn.init_layer(jax.random.key(0), "lstm", D, H, num_layers=2)
     with pytest.raises(ValueError, match=r"must hold one layer and one direction"):
         interop.to_flax_linen(two)
+
+
+@pytest.mark.parametrize(
+    "convert",
+    [interop.to_flax_linen, interop.to_flax_nnx, interop.to_equinox],
+    ids=lambda f: f.__name__,
+)
+def test_variants_and_layer_options_are_refused_clearly(convert, getkey):
+    """Cells and options the peer lacks get a TypeError or ValueError that says so."""
+    pytest.importorskip("equinox")
+    for cell in ("layer_norm_lstm", "peephole_lstm", "cifg_lstm", "mgu"):
+        layer = jaxrnn.init_layer(getkey(), cell, D, H)
+        for params in (layer, layer.cells[0][0]):
+            with pytest.raises(TypeError, match=rf"{cell} cell has no counterpart"):
+                convert(params)
+    learned = jaxrnn.init_layer(getkey(), "gru", D, H, learn_initial_state=True)
+    with pytest.raises(ValueError, match=r"params.initial_state must be None"):
+        convert(learned)

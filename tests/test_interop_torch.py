@@ -318,13 +318,146 @@ def test_bfloat16_module():
         assert torch.equal(a, b)
 
 
+@pytest.mark.filterwarnings("ignore:LSTM with projections is not supported")
+@pytest.mark.parametrize(
+    "dtype,tol,lengths,batch_first",
+    [
+        (torch.float32, 1e-5, None, True),
+        (torch.float32, 1e-5, [7, 5, 1, 3], False),
+        (torch.float64, 1e-10, [7, 5, 1, 3], True),
+    ],
+)
+def test_lstm_with_projection(dtype, tol, lengths, batch_first):
+    """proj_size: h is [P], c is [H], and every gradient matches PyTorch's."""
+    proj = 2
+    with x64():
+        torch.manual_seed(0)
+        module = torch.nn.LSTM(
+            D,
+            H,
+            num_layers=2,
+            bidirectional=True,
+            proj_size=proj,
+            batch_first=batch_first,
+        ).to(dtype)
+        with torch.no_grad():
+            for name, p in module.named_parameters():
+                if name.startswith("bias_hh"):
+                    p.add_(0.3)
+        np_dtype = np.float64 if dtype == torch.float64 else np.float32
+        rng = np.random.default_rng(0)
+        shape = (B, T, D) if batch_first else (T, B, D)
+        xs = rng.normal(size=shape).astype(np_dtype)
+        h0 = rng.normal(size=(4, B, proj)).astype(np_dtype)
+        c0 = rng.normal(size=(4, B, H)).astype(np_dtype)
+        inputs = [torch.tensor(a, requires_grad=True) for a in (xs, h0, c0)]
+        if lengths is None:
+            out_t, (hn_t, cn_t) = module(inputs[0], (inputs[1], inputs[2]))
+        else:
+            packed = torch.nn.utils.rnn.pack_padded_sequence(
+                inputs[0],
+                torch.tensor(lengths),
+                batch_first=batch_first,
+                enforce_sorted=False,
+            )
+            out_t, (hn_t, cn_t) = module(packed, (inputs[1], inputs[2]))
+            out_t, _ = torch.nn.utils.rnn.pad_packed_sequence(
+                out_t, batch_first=batch_first, total_length=T
+            )
+        assert out_t.shape[-1] == 2 * proj and hn_t.shape[-1] == proj
+        weights = [
+            rng.normal(size=t.shape).astype(np_dtype) for t in (out_t, hn_t, cn_t)
+        ]
+        loss_t = sum(
+            (t * torch.tensor(w)).sum() for t, w in zip((out_t, hn_t, cn_t), weights)
+        )
+        loss_t.backward()
+
+        params, apply = interop.from_torch(module)
+        assert params.cell == "proj_lstm" and params.proj_size == proj
+
+        def loss(params, xs, h0, c0):
+            out, (hn, cn) = apply(
+                params,
+                xs,
+                (h0, c0),
+                lengths=None if lengths is None else jnp.array(lengths),
+            )
+            total = sum(jnp.sum(a * w) for a, w in zip((out, hn, cn), weights))
+            return total, (out, hn, cn)
+
+        (_, values), grads = jax.jit(
+            jax.value_and_grad(loss, argnums=(0, 1, 2, 3), has_aux=True)
+        )(params, *map(jnp.asarray, (xs, h0, c0)))
+        expected_values = [t.detach().numpy() for t in (out_t, hn_t, cn_t)]
+        expected_grads = [t.grad.numpy() for t in inputs]
+        for actual, expected in zip(
+            [*values, *grads[1:]], [*expected_values, *expected_grads]
+        ):
+            np.testing.assert_allclose(actual, expected, rtol=tol, atol=tol)
+        for layer in range(2):
+            for d, suffix in enumerate(("", "_reverse")):
+                g = grads[0].cells[layer][d]
+                for field, name in [
+                    ("w_ih", "weight_ih"),
+                    ("w_hh", "weight_hh"),
+                    ("w_hr", "weight_hr"),
+                    ("b", "bias_ih"),
+                ]:
+                    expected = getattr(module, f"{name}_l{layer}{suffix}").grad.numpy()
+                    np.testing.assert_allclose(
+                        getattr(g, field), expected, rtol=tol, atol=tol
+                    )
+        record_error(
+            "torch",
+            np_dtype,
+            [*values, *grads[1:]],
+            [*expected_values, *expected_grads],
+        )
+        # Round trips: exact with `like`, and a fresh module computes the same.
+        back = interop.to_torch(params, like=module)
+        for (name, a), b in zip(
+            module.state_dict().items(), back.state_dict().values()
+        ):
+            assert torch.equal(a, b), name
+        fresh = interop.to_torch(params, batch_first=batch_first)
+        assert fresh.proj_size == proj
+        np.testing.assert_allclose(
+            fresh.eval()(torch.tensor(xs))[0].detach().numpy(),
+            module(torch.tensor(xs))[0].detach().numpy(),
+            rtol=tol,
+            atol=tol,
+        )
+
+
+@pytest.mark.filterwarnings("ignore:LSTM with projections is not supported")
+def test_jaxrnn_projected_layer_to_torch(getkey):
+    params = jaxrnn.init_layer(getkey(), "lstm", D, H, proj_size=3, num_layers=2)
+    module = interop.to_torch(params, batch_first=True).eval()
+    xs = np.random.default_rng(0).normal(size=(B, T, D)).astype(np.float32)
+    ys, state = jaxrnn.apply_layer(params, jnp.asarray(xs))
+    out, (hn, cn) = module(torch.from_numpy(xs))
+    np.testing.assert_allclose(ys, out.detach().numpy(), atol=1e-5)
+    np.testing.assert_allclose(state.h, hn.detach().numpy(), atol=1e-5)
+    np.testing.assert_allclose(state.c, cn.detach().numpy(), atol=1e-5)
+
+
 def test_refusals():
-    with pytest.raises(
-        ValueError,
-        match=r"from_torch: module must have proj_size=0.*"
-        r"got proj_size=2",
-    ):
-        interop.from_torch(torch.nn.LSTM(3, 5, proj_size=2))
+    for cell in ("layer_norm_lstm", "peephole_lstm", "cifg_lstm", "mgu"):
+        params = jaxrnn.init_layer(jax.random.key(0), cell, D, H)
+        with pytest.raises(TypeError, match=rf"to_torch: .*got {cell} cells"):
+            interop.to_torch(params)
+        with pytest.raises(TypeError, match=r"has no counterpart"):
+            interop.to_torch(params.cells[0][0])
+    options = [
+        (dict(learn_initial_state=True), r"params.initial_state must be None"),
+        (dict(num_layers=2, residual=True), r"params.residual must be False"),
+        (dict(bidirectional=True, merge="sum"), r"params.merge must be 'concat'"),
+    ]
+    for kwargs, message in options:
+        params = jaxrnn.init_layer(jax.random.key(0), "gru", D, H, **kwargs)
+        with pytest.raises(ValueError, match=message):
+            interop.to_torch(params)
     with pytest.raises(
         TypeError,
         match=r"from_torch: module must be a torch.nn.RNN, "

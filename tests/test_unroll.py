@@ -131,7 +131,7 @@ def test_empty_and_single_step_sequences(cell, getkey):
     params, carry, xs = _setup(cell, getkey)
     for fn in (jaxrnn.unroll, jaxrnn.unroll_loop):
         final, ys = fn(cell.step, params, carry, xs[:0])
-        assert ys.shape == (0, H)
+        assert ys.shape == (0, cell.out(H))
         assert_trees_close(final, carry, 0)
         final, ys = fn(cell.step, params, carry, xs[:1])
         assert_trees_close((final, ys[0]), cell.step(params, carry, xs[0]), 1e-6)
@@ -144,7 +144,7 @@ def test_gradients_match_finite_differences(cell, getkey):
         params, carry, xs = _setup(cell, getkey, jnp.float64)
         if cell.name == "rnn_relu":  # keep pre-activations away from the kink at 0
             params = params._replace(b=params.b + 0.5)
-        readout = jax.random.normal(getkey(), (T, H), jnp.float64)
+        readout = jax.random.normal(getkey(), (T, cell.out(H)), jnp.float64)
 
         def loss(params, carry, xs):
             final, ys = jaxrnn.unroll(cell.step, params, carry, xs, mask=MASK)

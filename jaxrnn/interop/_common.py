@@ -8,10 +8,10 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrnn import _checks
+from jaxrnn import _cells, _checks
 from jaxrnn._elman import RNNParams
 from jaxrnn._gru import GRUParams
-from jaxrnn._layer import LayerParams
+from jaxrnn._layer_params import LayerParams
 from jaxrnn._lstm import LSTMParams
 
 CELL_TYPES = {"rnn": RNNParams, "lstm": LSTMParams, "gru": GRUParams}
@@ -57,13 +57,31 @@ def cell_name(fn: str, params: Any) -> str:
     for name, cls in CELL_TYPES.items():
         if isinstance(params, cls):
             return name
+    variant = _cells.spec_of(params)
     _checks.fail(
         fn,
         "params",
-        "must be RNNParams, LSTMParams, GRUParams or LayerParams",
+        "must be RNNParams, LSTMParams, GRUParams or LayerParams of those",
         _checks.describe(params),
+        f"The {variant.name} cell has no counterpart in that library."
+        if variant is not None
+        else "",
         kind=TypeError,
     )
+
+
+def plain_layer(fn: str, params: LayerParams) -> None:
+    """Refuse the layer options that the other libraries do not have."""
+    if params.initial_state is not None:
+        _checks.fail(
+            fn,
+            "params.initial_state",
+            "must be None (a learned initial state has no counterpart there)",
+            "a learned state",
+            "Pass it as the initial state when you call the converted model.",
+        )
+    if params.residual:
+        _checks.fail(fn, "params.residual", "must be False", "True")
 
 
 def one_cell(fn: str, params: Any) -> tuple[Any, Any]:
@@ -77,6 +95,8 @@ def one_cell(fn: str, params: Any) -> tuple[Any, Any]:
                 f"{params.num_layers} layers and {params.num_directions} directions",
                 "Convert params.cells[layer][direction] one at a time.",
             )
+        plain_layer(fn, params)
+        cell_name(fn, params.cells[0][0])
         return params.cells[0][0], params.activation
     cell_name(fn, params)
     return params, "tanh"

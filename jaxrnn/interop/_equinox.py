@@ -16,7 +16,7 @@ import jax.numpy as jnp
 
 from jaxrnn import _checks
 from jaxrnn._gru import GRUParams
-from jaxrnn._layer import LayerParams
+from jaxrnn._layer_params import LayerParams
 from jaxrnn._lstm import LSTMParams
 from jaxrnn.interop import _common
 

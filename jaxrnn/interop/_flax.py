@@ -37,7 +37,7 @@ import jax.numpy as jnp
 from jaxrnn import _activations, _checks
 from jaxrnn._elman import RNNParams
 from jaxrnn._gru import GRUParams
-from jaxrnn._layer import LayerParams
+from jaxrnn._layer_params import LayerParams
 from jaxrnn._lstm import LSTMCarry, LSTMParams
 from jaxrnn.interop import _common
 

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 from jaxrnn import _activations, _checks
 from jaxrnn._elman import RNNParams, rnn_step
 from jaxrnn._gru import GRUParams, gru_step
-from jaxrnn._layer import LayerParams
+from jaxrnn._layer_params import LayerParams
 from jaxrnn._lstm import LSTMCarry, LSTMParams, lstm_step
 from jaxrnn._unroll import resolve_mask, unroll
 from jaxrnn.interop import _common

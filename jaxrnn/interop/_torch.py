@@ -25,10 +25,13 @@ import numpy as np
 from jaxrnn import _activations, _checks
 from jaxrnn._elman import RNNParams
 from jaxrnn._gru import GRUParams
-from jaxrnn._layer import LayerParams, apply_layer
+from jaxrnn._layer import apply_layer
+from jaxrnn._layer_params import LayerParams
 from jaxrnn._lstm import LSTMCarry, LSTMParams
+from jaxrnn._proj_lstm import ProjLSTMParams
 from jaxrnn.interop import _common
 
+_LSTMS = ("lstm", "proj_lstm")
 _MODES = {
     "RNN_TANH": ("rnn", "tanh"),
     "RNN_RELU": ("rnn", "relu"),
@@ -70,16 +73,25 @@ def rnn_params_from_torch(
 
 
 def lstm_params_from_torch(
-    weight_ih: Any, weight_hh: Any, bias_ih: Any = None, bias_hh: Any = None
-) -> LSTMParams:
+    weight_ih: Any,
+    weight_hh: Any,
+    bias_ih: Any = None,
+    bias_hh: Any = None,
+    weight_hr: Any = None,
+) -> LSTMParams | ProjLSTMParams:
     """LSTMParams from torch.nn.LSTM weights: the matrices, and b = b_ih + b_hh.
 
     Args:
-        weight_ih: [4H, D]; weight_hh: [4H, H]; bias_ih, bias_hh: [4H] or None.
+        weight_ih: [4H, D]; weight_hh: [4H, H] ([4H, P] with a projection);
+            bias_ih, bias_hh: [4H] or None.
+        weight_hr: the projection [P, H] of an LSTM with proj_size = P, or
+            None. When given, the result is ProjLSTMParams.
     """
-    return _summed(
-        LSTMParams, "lstm_params_from_torch", weight_ih, weight_hh, bias_ih, bias_hh
-    )
+    fn = "lstm_params_from_torch"
+    params = _summed(LSTMParams, fn, weight_ih, weight_hh, bias_ih, bias_hh)
+    if weight_hr is None:
+        return params
+    return ProjLSTMParams(*params, _common.to_array(weight_hr))
 
 
 def gru_params_from_torch(
@@ -113,6 +125,8 @@ def _to_torch_dict(params: Any, like: dict | None) -> dict[str, np.ndarray | Non
     """{weight_ih, weight_hh, bias_ih, bias_hh} as NumPy arrays for one cell."""
     w_ih, w_hh = _common.numpy(params.w_ih), _common.numpy(params.w_hh)
     out = {"weight_ih": w_ih, "weight_hh": w_hh, "bias_ih": None, "bias_hh": None}
+    if isinstance(params, ProjLSTMParams):
+        out["weight_hr"] = _common.numpy(params.w_hr)
     if params.b is None:
         return out
     like = like or {}
@@ -149,9 +163,17 @@ def rnn_params_to_torch(params: RNNParams) -> dict[str, np.ndarray | None]:
     return _one_cell_to_torch("rnn_params_to_torch", params, RNNParams)
 
 
-def lstm_params_to_torch(params: LSTMParams) -> dict[str, np.ndarray | None]:
-    """torch.nn.LSTM's weight_ih, weight_hh, bias_ih (= b) and bias_hh (= 0)."""
-    return _one_cell_to_torch("lstm_params_to_torch", params, LSTMParams)
+def lstm_params_to_torch(
+    params: LSTMParams | ProjLSTMParams,
+) -> dict[str, np.ndarray | None]:
+    """torch.nn.LSTM's weight_ih, weight_hh, bias_ih (= b) and bias_hh (= 0).
+
+    ProjLSTMParams also give weight_hr, the projection of proj_size > 0.
+    """
+    fn = "lstm_params_to_torch"
+    if isinstance(params, ProjLSTMParams):
+        return _to_torch_dict(params, None)
+    return _one_cell_to_torch(fn, params, LSTMParams)
 
 
 def gru_params_to_torch(params: GRUParams) -> dict[str, np.ndarray | None]:
@@ -188,7 +210,7 @@ def _apply_torch_layout(
         xs = jnp.swapaxes(xs, 0, 1)
     state = initial_state
     if state is not None:
-        if params.cell == "lstm":
+        if params.cell in _LSTMS:
             if not (isinstance(state, (tuple, list)) and len(state) == 2):
                 _checks.fail(
                     fn,
@@ -218,7 +240,7 @@ def _apply_torch_layout(
         ys, final = ys[0], jax.tree.map(lambda s: s[:, 0], final)
     elif not batch_first:
         ys = jnp.swapaxes(ys, 0, 1)
-    if params.cell == "lstm":
+    if params.cell in _LSTMS:
         final = (final.h, final.c)
     return ys, final
 
@@ -228,8 +250,8 @@ def from_torch(module: Any) -> tuple[LayerParams, Callable]:
 
     Args:
         module: a torch.nn.RNN (tanh or relu), LSTM or GRU, with any
-            num_layers, bidirectional, bias, batch_first and dropout.
-            LSTMs with proj_size > 0 are not supported yet (ValueError).
+            num_layers, bidirectional, bias, batch_first and dropout, and
+            for the LSTM any proj_size (giving ProjLSTMParams cells).
 
     Returns:
         (params, apply). params is a LayerParams. `apply(params, xs,
@@ -246,7 +268,6 @@ def from_torch(module: Any) -> tuple[LayerParams, Callable]:
     Raises:
         ImportError: PyTorch is not installed.
         TypeError: module is not one of the three.
-        ValueError: an LSTM with proj_size > 0.
 
     Example:
         >>> import torch, jax, numpy as np
@@ -268,13 +289,6 @@ def from_torch(module: Any) -> tuple[LayerParams, Callable]:
             _checks.describe(module),
             kind=TypeError,
         )
-    if getattr(module, "proj_size", 0):
-        _checks.fail(
-            fn,
-            "module",
-            "must have proj_size=0 (LSTM projections are not supported yet)",
-            f"proj_size={module.proj_size}",
-        )
     cell, activation = _MODES[module.mode]
     convert = {
         "rnn": rnn_params_from_torch,
@@ -290,11 +304,11 @@ def from_torch(module: Any) -> tuple[LayerParams, Callable]:
                 full = f"{name}_l{layer}{suffix}"
                 return getattr(module, full) if hasattr(module, full) else None
 
-            directions.append(
-                convert(
-                    get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh")
-                )
-            )
+            weights = [get(name) for name in ("weight_ih", "weight_hh")]
+            weights += [get("bias_ih"), get("bias_hh")]
+            if get("weight_hr") is not None:
+                weights.append(get("weight_hr"))
+            directions.append(convert(*weights))
         layers.append(tuple(directions))
     params = LayerParams(tuple(layers), activation or "tanh")
     apply = functools.partial(
@@ -324,7 +338,11 @@ def to_torch(
     """Build the torch.nn.RNN, LSTM or GRU that computes what `params` compute.
 
     Args:
-        params: LayerParams (any layers and directions), or one cell's params.
+        params: LayerParams (any layers and directions) of the Elman, LSTM
+            (with or without projection) or GRU cell, or one cell's params.
+            The layer options PyTorch lacks (a learned initial state,
+            residual connections, merges other than "concat") and the other
+            cell variants are refused with an error.
         batch_first, dropout: passed to the new module's constructor.
         like: optional module of the same architecture to start from (a deep
             copy is returned; its batch_first and dropout are kept). PyTorch's
@@ -342,7 +360,26 @@ def to_torch(
     fn = "to_torch"
     torch = _common.require("torch", "torch", fn)
     if not isinstance(params, LayerParams):
+        if not isinstance(params, ProjLSTMParams):
+            _common.cell_name(fn, params)
         params = _common.single_layer(params)
+    if params.cell not in ("rnn", "gru", *_LSTMS):
+        _checks.fail(
+            fn,
+            "params",
+            "must hold RNNParams, LSTMParams, ProjLSTMParams or GRUParams",
+            f"{params.cell} cells",
+            "PyTorch has no counterpart of this cell variant.",
+            kind=TypeError,
+        )
+    _common.plain_layer(fn, params)
+    if params.merge != "concat":
+        _checks.fail(
+            fn,
+            "params.merge",
+            "must be 'concat' (PyTorch's only way to merge directions)",
+            repr(params.merge),
+        )
     cells = [c for layer in params.cells for c in layer]
     has_bias = _common.check_bias_all_or_none(fn, cells)
     dtype = {
@@ -351,7 +388,12 @@ def to_torch(
         "bfloat16": torch.bfloat16,
         "float16": torch.float16,
     }[params.dtype.name]
-    cls = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[params.cell]
+    cls = {
+        "rnn": torch.nn.RNN,
+        "lstm": torch.nn.LSTM,
+        "proj_lstm": torch.nn.LSTM,
+        "gru": torch.nn.GRU,
+    }[params.cell]
     kwargs = dict(
         input_size=params.input_size,
         hidden_size=params.hidden_size,
@@ -361,6 +403,8 @@ def to_torch(
     )
     if params.cell == "rnn":
         kwargs["nonlinearity"] = _activation_name(fn, params.activation)
+    if params.cell == "proj_lstm":
+        kwargs["proj_size"] = params.proj_size
     if like is None:
         module = cls(batch_first=batch_first, dropout=dropout, **kwargs).to(dtype)
     else:
