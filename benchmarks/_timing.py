@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import datetime
+import json
 import os
+import pathlib
 import platform
+import re
 import statistics
+import sys
 import time
 from typing import Any, Callable
 
@@ -83,3 +87,14 @@ def time_python(fn: Callable[[], Any], repeats: int = 10) -> dict:
         "median_ms": 1e3 * statistics.median(times),
         "repeats": repeats,
     }
+
+
+def save(lines: list[dict], env: dict, filename: str) -> None:
+    """Append JSON lines to benchmarks/results/<machine>/<filename>."""
+    machine = re.sub(r"[^A-Za-z0-9_.-]+", "-", env["machine"]).strip("-")
+    out = pathlib.Path(__file__).parent / "results" / machine / filename
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("a") as f:
+        for line in lines:
+            f.write(json.dumps(line) + "\n")
+    print(f"appended {len(lines)} lines to {out}", file=sys.stderr)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
-import re
 import sys
 
 import jax
@@ -152,13 +151,7 @@ def main(argv=None):
                 print(json.dumps(line), flush=True)
                 lines.append(line)
     if args.save:
-        device = re.sub(r"[^A-Za-z0-9_.-]+", "-", env["machine"]).strip("-")
-        out = pathlib.Path(__file__).parent / "results" / device / "train_step.jsonl"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with out.open("a") as f:
-            for line in lines:
-                f.write(json.dumps(line) + "\n")
-        print(f"appended {len(lines)} lines to {out}", file=sys.stderr)
+        _timing.save(lines, env, "train_step.jsonl")
 
 
 if __name__ == "__main__":

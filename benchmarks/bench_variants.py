@@ -19,7 +19,6 @@ import argparse
 import functools
 import json
 import pathlib
-import re
 import sys
 
 import jax
@@ -159,13 +158,7 @@ def main(argv=None):
                 lines.append(line)
     print(table(lines))
     if args.save:
-        device = re.sub(r"[^A-Za-z0-9_.-]+", "-", env["machine"]).strip("-")
-        out = pathlib.Path(__file__).parent / "results" / device / "variants.jsonl"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with out.open("a") as f:
-            for line in lines:
-                f.write(json.dumps(line) + "\n")
-        print(f"appended {len(lines)} lines to {out}", file=sys.stderr)
+        _timing.save(lines, env, "variants.jsonl")
 
 
 if __name__ == "__main__":
