@@ -11,6 +11,7 @@ converters to and from PyTorch, Flax, Keras and Equinox in `jaxrnn.interop`.
 """
 
 from jaxrnn import interop as interop
+from jaxrnn import io as io
 from jaxrnn import tasks as tasks
 from jaxrnn import train as train
 from jaxrnn._cifg_lstm import CIFGLSTMParams as CIFGLSTMParams
@@ -89,6 +90,7 @@ __all__ = [
     "init_rnn",
     "init_rnn_carry",
     "interop",
+    "io",
     "layer_norm_gru_step",
     "layer_norm_lstm_step",
     "lengths_to_mask",

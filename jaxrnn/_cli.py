@@ -101,7 +101,10 @@ def train_adding(cell: str, args: argparse.Namespace) -> dict:
         jaxrnn.init_readout(key_head, args.hidden_size, 1),
     )
     optimizer = train.make_optimizer(
-        args.learning_rate, max_norm=args.clip_norm, clip_value=args.clip_value
+        args.learning_rate,
+        max_norm=args.clip_norm,
+        clip_value=args.clip_value,
+        skip_nonfinite=True,
     )
     step = train.make_train_step(optimizer, adding_loss)
 
@@ -133,17 +136,28 @@ def train_adding(cell: str, args: argparse.Namespace) -> dict:
     run_chunk = run_chunk.lower(model, opt_state, 0).compile()
     compile_s = time.perf_counter() - start
     progress = Progress(cell, args.steps, enabled=not args.quiet)
-    losses, norms, done = [], [], 0
+    losses, norms, done, bad_run, stopped = [], [], 0, 0, None
     while done < args.steps:
         model, opt_state, metrics = run_chunk(model, opt_state, done)
         losses.extend(metrics["loss"].tolist())
         norms.extend(metrics["grad_norm"].tolist())
+        for finite in metrics["finite"].tolist():
+            bad_run = 0 if finite else bad_run + 1
+            if bad_run >= args.max_bad_steps:
+                break
         done += args.chunk
-        if not all(map(math.isfinite, losses[-args.chunk :])):
+        if bad_run >= args.max_bad_steps:
+            stopped = (
+                f"{cell}: stopped after {bad_run} consecutive steps with a "
+                "non-finite loss or gradient (each update was skipped). Lower "
+                "--learning-rate or --clip-norm, or raise --max-bad-steps."
+            )
+            print(stopped, file=sys.stderr)
             break
+        finite = [x for x in losses[-args.chunk :] if math.isfinite(x)]
         progress.update(
             min(done, args.steps),
-            loss=sum(losses[-args.chunk :]) / args.chunk,
+            loss=sum(finite) / max(len(finite), 1),
             grad_norm=norms[-1],
         )
     test_mse, solved = (float(v) for v in evaluate(model))
@@ -162,7 +176,8 @@ def train_adding(cell: str, args: argparse.Namespace) -> dict:
         "beats_baseline": test_mse < 0.5 * tasks.ADDING_BASELINE_MSE,
         "compile_s": compile_s,
         "train_s": time.perf_counter() - start - compile_s,
-        "diverged": not math.isfinite(test_mse),
+        "diverged": not math.isfinite(test_mse) or stopped is not None,
+        "skipped_steps": int(train.skipped_steps(opt_state)),
     }
 
 
@@ -327,6 +342,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=_clip,
         default=None,
         help="clip each gradient entry to this magnitude, or 'none'",
+    )
+    t.add_argument(
+        "--max-bad-steps",
+        type=_positive(int),
+        default=20,
+        help="stop after this many consecutive steps with a non-finite loss or "
+        "gradient (those updates are skipped)",
     )
     t.add_argument("--seed", type=int, default=0, help="PRNG seed")
     t.add_argument(

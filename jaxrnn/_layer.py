@@ -147,7 +147,9 @@ def apply_layer(
     training: bool = True,
     key: jax.Array | None = None,
     include_initial: bool = False,
+    return_sequences: bool = True,
     unroll: int | bool = 1,
+    checkpoint: str | int | None = None,
 ) -> tuple[jax.Array, State]:
     """Run a stacked recurrent layer over a batch, like `torch.nn.LSTM.forward`.
 
@@ -204,7 +206,17 @@ def apply_layer(
         include_initial: put the last layer's initial h at the front of the
             outputs, merged across directions like the outputs: ys is then
             [B, T + 1, F] and ys[:, 0] is h_0.
-        unroll: scan's unroll factor.
+        return_sequences: True (the default) returns the outputs of every
+            step. False returns only the last layer's final h, [B, F]
+            (merged across directions: the forward direction's h after each
+            sequence's last valid step, the backward direction's after
+            t = 0), and its scan stacks no outputs at all, which is what
+            makes a many-to-one loss O(T/K + K) in memory with checkpointing
+            (Keras' `return_sequences=False`).
+        checkpoint: rematerialisation for long sequences, as in `unroll`:
+            None (keep everything), "step" (keep the carries), an int K
+            (keep the carry every K steps) or "sqrt" (K = ceil(sqrt(T))).
+            The same values and gradients, in less memory for more compute.
 
     Returns:
         (ys, final_state): outputs of the last layer [B, T, F], where F is
@@ -249,6 +261,15 @@ def apply_layer(
     _checks.same_dtype(fn, "xs", xs, params.dtype, "params")
     mask = _unroll.resolve_mask(fn, seq_len, mask, lengths, batch=(batch_size,))
     reset = _unroll.resolve_reset(fn, seq_len, reset, batch=(batch_size,))
+    checkpoint = _unroll.resolve_checkpoint(fn, checkpoint, seq_len)
+    if not return_sequences and (include_initial or params.residual):
+        _checks.fail(
+            fn,
+            "return_sequences",
+            "must be True with include_initial=True or a residual layer",
+            "False",
+            "Both act on the outputs of every step.",
+        )
     state = _state(fn, params, spec, initial_state, batch_size)
     rate = _rate(fn, "dropout", dropout)
     recurrent_rate = _rate(fn, "recurrent_dropout", recurrent_dropout)
@@ -284,7 +305,9 @@ def apply_layer(
             [reset[:, 1:], jnp.zeros((batch_size, 1), bool)], axis=1
         )
 
-    def run(cell_params, x, carry, m, r, recurrent_mask, zone_masks, *, direction):
+    def run(
+        cell_params, x, carry, m, r, recurrent_mask, zone_masks, *, direction, outputs
+    ):
         """One direction of one example: the scan of `unroll`."""
         step_fn = functools.partial(step, cell_params)
         if recurrent_mask is not None:
@@ -293,6 +316,8 @@ def apply_layer(
         if zoning:
             inputs = (x, zone_masks)
             step_fn = functools.partial(_zoned, step_fn, zone_rates, training)
+        if not outputs:  # the final carry only: no [T, ...] outputs at all
+            step_fn = functools.partial(_no_output, step_fn)
         return _unroll.scan(
             step_fn,
             carry,
@@ -301,10 +326,12 @@ def apply_layer(
             reset=r,
             reverse=direction == 1,
             unroll=unroll,
+            checkpoint=checkpoint,
         )
 
     inputs, finals, initial_outputs = xs, [], []
     for layer, cells in enumerate(params.cells):
+        sequences = return_sequences or layer < params.num_layers - 1
         outputs = []
         initial_outputs = []
         for direction, cell_params in enumerate(cells):
@@ -329,7 +356,9 @@ def apply_layer(
                 )
             r = reset if direction == 0 else reset_backward
             final, ys = jax.vmap(
-                functools.partial(run, cell_params, direction=direction),
+                functools.partial(
+                    run, cell_params, direction=direction, outputs=sequences
+                ),
                 in_axes=(
                     0,
                     0,
@@ -340,7 +369,7 @@ def apply_layer(
                 ),
             )(inputs, carry0, mask, r, recurrent_mask, zone_masks)
             finals.append(final)
-            outputs.append(ys)
+            outputs.append(ys if sequences else _hidden(final))
         merged = _merge(params.merge, outputs)
         if params.residual and merged.shape[-1] == inputs.shape[-1]:
             skip = inputs
@@ -352,10 +381,15 @@ def apply_layer(
             merged = merged * _bernoulli_scale(subkey, rate, merged.shape, dtype)
         inputs = merged
     final_state = jax.tree.map(lambda *carries: jnp.stack(carries), *finals)
-    if include_initial:
+    if include_initial and return_sequences:
         front = _merge(params.merge, initial_outputs)
         inputs = jnp.concatenate([front[:, None], inputs], axis=1)
     return inputs, final_state
+
+
+def _no_output(step_fn, carry, x):
+    """A step that drops its output, so that the scan stacks nothing."""
+    return step_fn(carry, x)[0], None
 
 
 def _zoned(step_fn, rates, training, carry, inputs):

@@ -8,6 +8,7 @@ carry, xs)`: scan traces the step once and applies it T times.
 from __future__ import annotations
 
 import functools
+import math
 import numbers
 from typing import Any, Callable
 
@@ -123,6 +124,26 @@ def resolve_reset(
     return reset
 
 
+CHECKPOINTS = ("step", "sqrt")
+
+
+def resolve_checkpoint(fn: str, checkpoint: Any, seq_len: int) -> str | int | None:
+    """None, "step", or a segment length K >= 1 ("sqrt" gives ceil(sqrt(T)))."""
+    if checkpoint is None or checkpoint == "step":
+        return checkpoint
+    if checkpoint == "sqrt":
+        return max(1, math.ceil(math.sqrt(seq_len)))
+    if isinstance(checkpoint, bool) or not isinstance(checkpoint, numbers.Integral):
+        _checks.fail(
+            fn,
+            "checkpoint",
+            "must be None, 'step', 'sqrt' or a segment length (a positive int)",
+            repr(checkpoint),
+            kind=TypeError if not isinstance(checkpoint, str) else ValueError,
+        )
+    return _checks.positive_int(fn, "checkpoint", checkpoint)
+
+
 def scan(
     step_fn: Callable[[Any, Any], tuple[Any, jax.Array]],
     carry: Any,
@@ -132,14 +153,16 @@ def scan(
     reset: jax.Array | None = None,
     reverse: bool = False,
     unroll: int | bool = 1,
+    checkpoint: str | int | None = None,
 ) -> tuple[Any, jax.Array]:
     """The scan behind `unroll`, on checked arguments; xs may be a pytree.
 
     Where reset[t] the step starts from the initial carry; where not mask[t]
-    the carry is held (a reset there has no effect) and y_t = 0.
+    the carry is held (a reset there has no effect) and y_t = 0. `checkpoint`
+    is resolved already: None, "step" or a segment length.
     """
     if mask is None and reset is None:
-        return jax.lax.scan(step_fn, carry, xs, reverse=bool(reverse), unroll=unroll)
+        return _remat_scan(step_fn, carry, xs, bool(reverse), unroll, checkpoint)
     initial = carry
 
     def body(carry, inputs):
@@ -155,11 +178,45 @@ def scan(
         carry = jax.tree.map(
             lambda new, old: jnp.where(keep, new, old), new_carry, carry
         )
-        return carry, jnp.where(keep, y, jnp.zeros_like(y))
+        return carry, None if y is None else jnp.where(keep, y, jnp.zeros_like(y))
 
-    return jax.lax.scan(
-        body, carry, (xs, mask, reset), reverse=bool(reverse), unroll=unroll
+    inputs = (xs, mask, reset)
+    return _remat_scan(body, carry, inputs, bool(reverse), unroll, checkpoint)
+
+
+def _remat_scan(body, carry, inputs, reverse, unroll, checkpoint):
+    """lax.scan, keeping for the backward pass everything (None), only the
+    carry of every step ("step"), or only the carry at the start of every
+    segment of K steps (an int K: each segment is recomputed in the backward
+    pass, so memory goes as T/K carries plus K steps' residuals)."""
+    if checkpoint is None:
+        return jax.lax.scan(body, carry, inputs, reverse=reverse, unroll=unroll)
+    if checkpoint == "step":
+        return jax.lax.scan(
+            jax.checkpoint(body), carry, inputs, reverse=reverse, unroll=unroll
+        )
+    size = checkpoint
+    seq_len = jax.tree.leaves(inputs)[0].shape[0]
+    full, rest = divmod(seq_len, size)
+
+    @jax.checkpoint
+    def segment(carry, part):
+        return jax.lax.scan(body, carry, part, reverse=reverse, unroll=unroll)
+
+    parts = jax.tree.map(
+        lambda a: a[: full * size].reshape(full, size, *a.shape[1:]), inputs
     )
+    tail = jax.tree.map(lambda a: a[full * size :], inputs)
+    ys_tail = None
+    if reverse and rest:
+        carry, ys_tail = segment(carry, tail)
+    carry, ys = jax.lax.scan(segment, carry, parts, reverse=reverse)
+    if not reverse and rest:
+        carry, ys_tail = segment(carry, tail)
+    ys = jax.tree.map(lambda a: a.reshape(full * size, *a.shape[2:]), ys)
+    if ys is not None and ys_tail is not None:
+        ys = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), ys, ys_tail)
+    return carry, ys
 
 
 def _unroll_factor(fn: str, unroll: Any) -> int | bool:
@@ -190,6 +247,7 @@ def unroll(
     reset: Any = None,
     reverse: bool = False,
     unroll: int | bool = 1,
+    checkpoint: str | int | None = None,
 ) -> tuple[Any, jax.Array]:
     """Run `step` over a sequence with `jax.lax.scan`.
 
@@ -227,6 +285,14 @@ def unroll(
             padding at the end is skipped and the reverse pass starts at the
             last valid step.
         unroll: scan's unroll factor (an int >= 1, or True for a full unroll).
+        checkpoint: what the backward pass keeps (rematerialisation; the
+            values and gradients are the same for every choice):
+            None (the default) keeps every step's intermediates, memory
+            O(T); "step" keeps only each step's carry and recomputes the
+            step; an int K keeps only the carry at the start of every K-step
+            segment and recomputes the segment, memory O(T/K + K); "sqrt"
+            is K = ceil(sqrt(T)), memory O(sqrt(T)), for about one extra
+            forward pass of compute.
 
     Returns:
         (final_carry, ys): the carry after the last step that was not masked,
@@ -249,6 +315,7 @@ def unroll(
     mask = resolve_mask(fn, xs.shape[0], mask, length)
     reset = resolve_reset(fn, xs.shape[0], reset)
     unroll = _unroll_factor(fn, unroll)
+    checkpoint = resolve_checkpoint(fn, checkpoint, xs.shape[0])
     return scan(
         functools.partial(step, params),
         carry,
@@ -257,6 +324,7 @@ def unroll(
         reset=reset,
         reverse=reverse,
         unroll=unroll,
+        checkpoint=checkpoint,
     )
 
 

@@ -31,10 +31,16 @@ def make_optimizer(
     max_norm: float | None = 1.0,
     clip_value: float | None = None,
     optimizer: Callable[[float], optax.GradientTransformation] = optax.adam,
+    skip_nonfinite: bool = False,
 ) -> optax.GradientTransformation:
     """An optax chain that clips the gradient, then applies an optimizer.
 
         chain(clip_by_global_norm(max_norm), clip(clip_value), optimizer(lr))
+
+    With skip_nonfinite=True the chain is wrapped in `optax.apply_if_finite`:
+    a step whose gradient holds a NaN or an infinity changes neither the
+    params nor the optimizer's state, and `skipped_steps(opt_state)` counts
+    such steps.
 
     Clipping by global norm (Pascanu, Mikolov & Bengio 2013) rescales the
     whole gradient g to g * max_norm / ||g|| when ||g|| > max_norm, keeping its
@@ -48,6 +54,8 @@ def make_optimizer(
         clip_value: the per-entry threshold, or None (the default) for none.
         optimizer: an optax optimizer factory taking the learning rate, such
             as optax.adam (the default) or optax.sgd.
+        skip_nonfinite: skip updates whose gradient is not finite (the
+            default False applies every update, NaNs included).
 
     Returns:
         An optax.GradientTransformation.
@@ -78,7 +86,25 @@ def make_optimizer(
             kind=TypeError,
         )
     chain.append(optimizer(learning_rate))
+    if skip_nonfinite:
+        # optax applies the update anyway after max_consecutive_errors bad
+        # steps; a bound no run reaches keeps NaNs out of the params for good.
+        return optax.apply_if_finite(optax.chain(*chain), 2**31 - 1)
     return optax.chain(*chain)
+
+
+def skipped_steps(opt_state: Any) -> jax.Array:
+    """How many updates an optimizer from make_optimizer(skip_nonfinite=True)
+    has skipped because their gradient was not finite."""
+    if not hasattr(opt_state, "total_notfinite"):
+        _checks.fail(
+            "skipped_steps",
+            "opt_state",
+            "must come from make_optimizer(..., skip_nonfinite=True)",
+            f"a {type(opt_state).__name__}",
+            kind=TypeError,
+        )
+    return opt_state.total_notfinite
 
 
 def make_train_step(
@@ -102,8 +128,9 @@ def make_train_step(
 
     Returns:
         `train_step(params, opt_state, *args) -> (params, opt_state, metrics)`,
-        pure and ready for `jax.jit`. metrics holds "loss" and "grad_norm",
-        the global norm of the gradient before any clipping, plus aux.
+        pure and ready for `jax.jit`. metrics holds "loss"; "grad_norm", the
+        global norm of the gradient before any clipping; "finite", whether
+        the loss and every gradient entry are finite; plus aux.
 
     Example:
         >>> import jax.numpy as jnp
@@ -130,7 +157,11 @@ def make_train_step(
     def train_step(params, opt_state, *args):
         value, grads = grad_fn(params, *args)
         loss, aux = value if has_aux else (value, {})
-        metrics = {"loss": loss, "grad_norm": global_norm(grads), **aux}
+        finite = jnp.isfinite(loss)
+        for g in jax.tree.leaves(grads):
+            finite = finite & jnp.all(jnp.isfinite(g))
+        metrics = {"loss": loss, "grad_norm": global_norm(grads), "finite": finite}
+        metrics.update(aux)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, metrics
 
