@@ -12,7 +12,7 @@ weights, and in Greff et al.'s study no loss of accuracy.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -87,6 +87,7 @@ def cifg_lstm_step(
     x: jax.Array,
     *,
     recurrent_mask: jax.Array | None = None,
+    matmul_dtype: Any = None,
 ) -> tuple[LSTMCarry, jax.Array]:
     """Advance a CIFG LSTM by one time step.
 
@@ -102,6 +103,10 @@ def cifg_lstm_step(
         recurrent_mask: optional [H], multiplies h where it enters w_hh
             (variational recurrent dropout).
 
+        matmul_dtype: optional dtype such as jnp.bfloat16 for the inputs of
+            the matmuls, which then accumulate in the params' dtype; params,
+            carries and the gate arithmetic stay in the params' dtype (the
+            mixed-precision policy). None, the default, is full precision.
     Returns:
         (LSTMCarry(h_new, c_new), h_new)
 
@@ -120,12 +125,13 @@ def cifg_lstm_step(
         Greff et al. 2017, "LSTM: A Search Space Odyssey".
     """
     fn = "cifg_lstm_step"
+    dot = _init.matmul(fn, matmul_dtype)
     input_size, hidden_size, dtype = _init.params(fn, params, CIFGLSTMParams, 3)
     h, c = _init.lstm_carry(fn, carry, hidden_size, hidden_size, dtype)
     x = _init.step_input(fn, x, input_size, dtype)
     mask = _init.recurrent_mask(fn, recurrent_mask, hidden_size, dtype)
     h_rec = h if mask is None else h * mask
-    gates = params.w_ih @ x + params.w_hh @ h_rec
+    gates = dot(params.w_ih, x) + dot(params.w_hh, h_rec)
     if params.b is not None:
         gates = gates + params.b
     f, g, o = jnp.split(gates, 3)

@@ -10,7 +10,7 @@ In code the hidden state a_t is `h`, W_ax is `w_ih`, W_aa is `w_hh` and b_a is
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -98,6 +98,7 @@ def rnn_step(
     *,
     activation: Activation = "tanh",
     recurrent_mask: jax.Array | None = None,
+    matmul_dtype: Any = None,
 ) -> tuple[jax.Array, jax.Array]:
     """Advance an Elman RNN by one time step.
 
@@ -115,6 +116,10 @@ def rnn_step(
         recurrent_mask: optional [H]; it multiplies h where h enters w_hh
             (variational recurrent dropout; `apply_layer` samples it).
 
+        matmul_dtype: optional dtype such as jnp.bfloat16 for the inputs of
+            the matmuls, which then accumulate in the params' dtype; params,
+            carries and the gate arithmetic stay in the params' dtype (the
+            mixed-precision policy). None, the default, is full precision.
     Returns:
         (h_new, h_new): the new carry, and the step's output h_t = a_t.
 
@@ -131,12 +136,13 @@ def rnn_step(
         ((5,), True)
     """
     fn = "rnn_step"
+    dot = _init.matmul(fn, matmul_dtype)
     input_size, hidden_size, dtype = _init.params(fn, params, RNNParams, 1)
     g1 = _activations.resolve(fn, "activation", activation)
     x = _init.step_input(fn, x, input_size, dtype)
     h = _init.carry_array(fn, "carry", carry, hidden_size, dtype)
     mask = _init.recurrent_mask(fn, recurrent_mask, hidden_size, dtype)
-    z = params.w_ih @ x + params.w_hh @ (h if mask is None else h * mask)
+    z = dot(params.w_ih, x) + dot(params.w_hh, h if mask is None else h * mask)
     if params.b is not None:
         z = z + params.b
     h_new = g1(z)

@@ -108,6 +108,7 @@ def gru_step(
     x: jax.Array,
     *,
     recurrent_mask: jax.Array | None = None,
+    matmul_dtype: Any = None,
 ) -> tuple[jax.Array, jax.Array]:
     """Advance a GRU by one time step.
 
@@ -130,6 +131,10 @@ def gru_step(
             (variational recurrent dropout); the z * h term keeps the
             unmasked h, so dropout never erases the memory.
 
+        matmul_dtype: optional dtype such as jnp.bfloat16 for the inputs of
+            the matmuls, which then accumulate in the params' dtype; params,
+            carries and the gate arithmetic stay in the params' dtype (the
+            mixed-precision policy). None, the default, is full precision.
     Returns:
         (h_new, h_new)
 
@@ -146,14 +151,15 @@ def gru_step(
         (5,)
     """
     fn = "gru_step"
+    dot = _init.matmul(fn, matmul_dtype)
     input_size, hidden_size, dtype = _init.params(fn, params, GRUParams, 3)
     _init.both_biases(fn, params)
     x = _init.step_input(fn, x, input_size, dtype)
     h = _init.carry_array(fn, "carry", carry, hidden_size, dtype)
     mask = _init.recurrent_mask(fn, recurrent_mask, hidden_size, dtype)
     h_rec = h if mask is None else h * mask
-    x_gates = params.w_ih @ x
-    h_gates = params.w_hh @ h_rec
+    x_gates = dot(params.w_ih, x)
+    h_gates = dot(params.w_hh, h_rec)
     if params.b is not None:
         x_gates = x_gates + params.b
     x_r, x_z, x_n = jnp.split(x_gates, 3)

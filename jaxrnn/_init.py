@@ -317,3 +317,19 @@ def layer_norm(z: jax.Array, groups: int, eps: float) -> jax.Array:
     variance = jnp.square(blocks - mean).mean(axis=-1, keepdims=True)
     normalised = (blocks - mean) * jax.lax.rsqrt(variance + eps)
     return normalised.reshape(z.shape).astype(z.dtype)
+
+
+def matmul(fn: str, matmul_dtype: Any):
+    """The matmul of a step: `w @ v`, or, under the mixed-precision policy, the
+    inputs cast to `matmul_dtype` (bfloat16, say) with the product accumulated
+    and returned in the params' dtype."""
+    if matmul_dtype is None:
+        return jnp.matmul
+    dtype = _checks.float_dtype(fn, matmul_dtype)
+
+    def dot(w: jax.Array, v: jax.Array) -> jax.Array:
+        return jnp.matmul(
+            w.astype(dtype), v.astype(dtype), preferred_element_type=w.dtype
+        )
+
+    return dot

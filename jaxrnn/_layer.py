@@ -150,6 +150,7 @@ def apply_layer(
     return_sequences: bool = True,
     unroll: int | bool = 1,
     checkpoint: str | int | None = None,
+    matmul_dtype: Any = None,
 ) -> tuple[jax.Array, State]:
     """Run a stacked recurrent layer over a batch, like `torch.nn.LSTM.forward`.
 
@@ -217,6 +218,10 @@ def apply_layer(
             None (keep everything), "step" (keep the carries), an int K
             (keep the carry every K steps) or "sqrt" (K = ceil(sqrt(T))).
             The same values and gradients, in less memory for more compute.
+        matmul_dtype: the mixed-precision policy: jnp.bfloat16 (say) for the
+            inputs of every matmul, accumulated in the params' dtype, while
+            params, carries and the gate arithmetic stay in float32. None,
+            the default, computes everything in the params' dtype.
 
     Returns:
         (ys, final_state): outputs of the last layer [B, T, F], where F is
@@ -297,12 +302,15 @@ def apply_layer(
     step = spec.step
     if spec.name == "rnn":
         step = functools.partial(step, activation=params.activation)
+    if matmul_dtype is not None:
+        _checks.float_dtype(fn, matmul_dtype)
+        step = functools.partial(step, matmul_dtype=matmul_dtype)
     dtype = params.dtype
     # The backward direction starts a segment at the last step before a reset.
     reset_backward = None
     if reset is not None:
         reset_backward = jnp.concatenate(
-            [reset[:, 1:], jnp.zeros((batch_size, 1), bool)], axis=1
+            [reset[:, 1:], jnp.zeros((batch_size, min(seq_len, 1)), bool)], axis=1
         )
 
     def run(

@@ -14,7 +14,7 @@ product; the other LN biases fold into b.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -90,6 +90,7 @@ def layer_norm_gru_step(
     x: jax.Array,
     *,
     recurrent_mask: jax.Array | None = None,
+    matmul_dtype: Any = None,
 ) -> tuple[jax.Array, jax.Array]:
     """Advance a layer-normalised GRU by one time step.
 
@@ -108,6 +109,10 @@ def layer_norm_gru_step(
         recurrent_mask: optional [H], multiplies h where it enters w_hh
             (variational recurrent dropout); z * h uses the unmasked h.
 
+        matmul_dtype: optional dtype such as jnp.bfloat16 for the inputs of
+            the matmuls, which then accumulate in the params' dtype; params,
+            carries and the gate arithmetic stay in the params' dtype (the
+            mixed-precision policy). None, the default, is full precision.
     Returns:
         (h_new, h_new)
 
@@ -125,6 +130,7 @@ def layer_norm_gru_step(
         Ba, Kiros & Hinton 2016, "Layer Normalization".
     """
     fn = "layer_norm_gru_step"
+    dot = _init.matmul(fn, matmul_dtype)
     input_size, hidden_size, dtype = _init.params(
         fn, params, LayerNormGRUParams, 3, vectors={"gain_ih": 3, "gain_hh": 3}
     )
@@ -133,8 +139,10 @@ def layer_norm_gru_step(
     h = _init.carry_array(fn, "carry", carry, hidden_size, dtype)
     mask = _init.recurrent_mask(fn, recurrent_mask, hidden_size, dtype)
     h_rec = h if mask is None else h * mask
-    x_gates = _init.layer_norm(params.w_ih @ x, 3, LAYER_NORM_EPS) * params.gain_ih
-    h_gates = _init.layer_norm(params.w_hh @ h_rec, 3, LAYER_NORM_EPS) * params.gain_hh
+    x_gates = _init.layer_norm(dot(params.w_ih, x), 3, LAYER_NORM_EPS) * params.gain_ih
+    h_gates = (
+        _init.layer_norm(dot(params.w_hh, h_rec), 3, LAYER_NORM_EPS) * params.gain_hh
+    )
     if params.b is not None:
         x_gates = x_gates + params.b
     x_r, x_z, x_n = jnp.split(x_gates, 3)

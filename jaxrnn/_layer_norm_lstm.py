@@ -15,7 +15,7 @@ as it keeps PyTorch's b_ih + b_hh. The function class is the paper's.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -109,6 +109,7 @@ def layer_norm_lstm_step(
     x: jax.Array,
     *,
     recurrent_mask: jax.Array | None = None,
+    matmul_dtype: Any = None,
 ) -> tuple[LSTMCarry, jax.Array]:
     """Advance a layer-normalised LSTM by one time step.
 
@@ -128,6 +129,10 @@ def layer_norm_lstm_step(
         recurrent_mask: optional [H], multiplies h where it enters w_hh
             (variational recurrent dropout).
 
+        matmul_dtype: optional dtype such as jnp.bfloat16 for the inputs of
+            the matmuls, which then accumulate in the params' dtype; params,
+            carries and the gate arithmetic stay in the params' dtype (the
+            mixed-precision policy). None, the default, is full precision.
     Returns:
         (LSTMCarry(h_new, c_new), h_new)
 
@@ -146,6 +151,7 @@ def layer_norm_lstm_step(
         Ba, Kiros & Hinton 2016, "Layer Normalization", section 6.
     """
     fn = "layer_norm_lstm_step"
+    dot = _init.matmul(fn, matmul_dtype)
     input_size, hidden_size, dtype = _init.params(
         fn,
         params,
@@ -162,8 +168,8 @@ def layer_norm_lstm_step(
         return _init.layer_norm(z, groups, LAYER_NORM_EPS)
 
     gates = (
-        norm(params.w_ih @ x, 4) * params.gain_ih
-        + norm(params.w_hh @ h_rec, 4) * params.gain_hh
+        norm(dot(params.w_ih, x), 4) * params.gain_ih
+        + norm(dot(params.w_hh, h_rec), 4) * params.gain_hh
     )
     if params.b is not None:
         gates = gates + params.b

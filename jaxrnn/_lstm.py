@@ -14,7 +14,7 @@ part w_hh [4H, H].
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -107,6 +107,7 @@ def lstm_step(
     x: jax.Array,
     *,
     recurrent_mask: jax.Array | None = None,
+    matmul_dtype: Any = None,
 ) -> tuple[LSTMCarry, jax.Array]:
     """Advance an LSTM by one time step.
 
@@ -127,6 +128,10 @@ def lstm_step(
             when the mask is one draw per sequence; `apply_layer` samples it.
             The carry itself is not masked.
 
+        matmul_dtype: optional dtype such as jnp.bfloat16 for the inputs of
+            the matmuls, which then accumulate in the params' dtype; params,
+            carries and the gate arithmetic stay in the params' dtype (the
+            mixed-precision policy). None, the default, is full precision.
     Returns:
         (LSTMCarry(h_new, c_new), h_new)
 
@@ -143,12 +148,13 @@ def lstm_step(
         ((5,), (5,), (5,))
     """
     fn = "lstm_step"
+    dot = _init.matmul(fn, matmul_dtype)
     input_size, hidden_size, dtype = _init.params(fn, params, LSTMParams, 4)
     h, c = _init.lstm_carry(fn, carry, hidden_size, hidden_size, dtype)
     x = _init.step_input(fn, x, input_size, dtype)
     mask = _init.recurrent_mask(fn, recurrent_mask, hidden_size, dtype)
     h_rec = h if mask is None else h * mask
-    gates = params.w_ih @ x + params.w_hh @ h_rec
+    gates = dot(params.w_ih, x) + dot(params.w_hh, h_rec)
     if params.b is not None:
         gates = gates + params.b
     i, f, g, o = jnp.split(gates, 4)

@@ -11,7 +11,7 @@ reads f_t * h_{t-1}, so it runs after the gate's.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -80,6 +80,7 @@ def mgu_step(
     x: jax.Array,
     *,
     recurrent_mask: jax.Array | None = None,
+    matmul_dtype: Any = None,
 ) -> tuple[jax.Array, jax.Array]:
     """Advance a minimal gated unit by one time step.
 
@@ -97,6 +98,10 @@ def mgu_step(
         recurrent_mask: optional [H], multiplies h where it enters w_hh (both
             matmuls); the (1 - f) * h term keeps the unmasked h.
 
+        matmul_dtype: optional dtype such as jnp.bfloat16 for the inputs of
+            the matmuls, which then accumulate in the params' dtype; params,
+            carries and the gate arithmetic stay in the params' dtype (the
+            mixed-precision policy). None, the default, is full precision.
     Returns:
         (h_new, h_new)
 
@@ -115,17 +120,18 @@ def mgu_step(
         Networks".
     """
     fn = "mgu_step"
+    dot = _init.matmul(fn, matmul_dtype)
     input_size, hidden_size, dtype = _init.params(fn, params, MGUParams, 2)
     h = _init.carry_array(fn, "carry", carry, hidden_size, dtype)
     x = _init.step_input(fn, x, input_size, dtype)
     mask = _init.recurrent_mask(fn, recurrent_mask, hidden_size, dtype)
     h_rec = h if mask is None else h * mask
-    x_gates = params.w_ih @ x
+    x_gates = dot(params.w_ih, x)
     if params.b is not None:
         x_gates = x_gates + params.b
     x_f, x_n = jnp.split(x_gates, 2)
     u_f, u_n = jnp.split(params.w_hh, 2)
-    f = jax.nn.sigmoid(x_f + u_f @ h_rec)
-    n = jnp.tanh(x_n + u_n @ (f * h_rec))
+    f = jax.nn.sigmoid(x_f + dot(u_f, h_rec))
+    n = jnp.tanh(x_n + dot(u_n, f * h_rec))
     h_new = (1 - f) * h + f * n
     return h_new, h_new

@@ -15,7 +15,7 @@ the output gate at the new one. Everything else is the LSTM's layout.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -112,6 +112,7 @@ def peephole_lstm_step(
     x: jax.Array,
     *,
     recurrent_mask: jax.Array | None = None,
+    matmul_dtype: Any = None,
 ) -> tuple[LSTMCarry, jax.Array]:
     """Advance a peephole LSTM by one time step.
 
@@ -127,6 +128,10 @@ def peephole_lstm_step(
         recurrent_mask: optional [H], multiplies h where it enters w_hh
             (variational recurrent dropout; `apply_layer` samples it).
 
+        matmul_dtype: optional dtype such as jnp.bfloat16 for the inputs of
+            the matmuls, which then accumulate in the params' dtype; params,
+            carries and the gate arithmetic stay in the params' dtype (the
+            mixed-precision policy). None, the default, is full precision.
     Returns:
         (LSTMCarry(h_new, c_new), h_new)
 
@@ -145,6 +150,7 @@ def peephole_lstm_step(
         Gers & Schmidhuber 2000, "Recurrent nets that time and count".
     """
     fn = "peephole_lstm_step"
+    dot = _init.matmul(fn, matmul_dtype)
     input_size, hidden_size, dtype = _init.params(
         fn,
         params,
@@ -156,7 +162,7 @@ def peephole_lstm_step(
     x = _init.step_input(fn, x, input_size, dtype)
     mask = _init.recurrent_mask(fn, recurrent_mask, hidden_size, dtype)
     h_rec = h if mask is None else h * mask
-    gates = params.w_ih @ x + params.w_hh @ h_rec
+    gates = dot(params.w_ih, x) + dot(params.w_hh, h_rec)
     if params.b is not None:
         gates = gates + params.b
     i, f, g, o = jnp.split(gates, 4)

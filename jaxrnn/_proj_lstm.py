@@ -13,7 +13,7 @@ recurrent input, is projected down to P units by W_hr [P, H]. W_hh is then
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -123,6 +123,7 @@ def proj_lstm_step(
     x: jax.Array,
     *,
     recurrent_mask: jax.Array | None = None,
+    matmul_dtype: Any = None,
 ) -> tuple[LSTMCarry, jax.Array]:
     """Advance an LSTM with projection by one time step.
 
@@ -139,6 +140,10 @@ def proj_lstm_step(
         recurrent_mask: optional [P], multiplies h where it enters w_hh
             (variational recurrent dropout).
 
+        matmul_dtype: optional dtype such as jnp.bfloat16 for the inputs of
+            the matmuls, which then accumulate in the params' dtype; params,
+            carries and the gate arithmetic stay in the params' dtype (the
+            mixed-precision policy). None, the default, is full precision.
     Returns:
         (LSTMCarry(h_new [P], c_new [H]), h_new)
 
@@ -157,6 +162,7 @@ def proj_lstm_step(
         Neural Network Architectures for Large Vocabulary Speech Recognition".
     """
     fn = "proj_lstm_step"
+    dot = _init.matmul(fn, matmul_dtype)
     hidden_size = proj_size = None
     if isinstance(params, ProjLSTMParams):  # else _init.params raises TypeError
         w_hr = _checks.float_array(fn, "params.w_hr", params.w_hr, ndim=2)
@@ -177,10 +183,10 @@ def proj_lstm_step(
     x = _init.step_input(fn, x, input_size, dtype)
     mask = _init.recurrent_mask(fn, recurrent_mask, proj_size, dtype)
     h_rec = h if mask is None else h * mask
-    gates = params.w_ih @ x + params.w_hh @ h_rec
+    gates = dot(params.w_ih, x) + dot(params.w_hh, h_rec)
     if params.b is not None:
         gates = gates + params.b
     i, f, g, o = jnp.split(gates, 4)
     c_new = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
-    h_new = params.w_hr @ (jax.nn.sigmoid(o) * jnp.tanh(c_new))
+    h_new = dot(params.w_hr, jax.nn.sigmoid(o) * jnp.tanh(c_new))
     return LSTMCarry(h_new, c_new), h_new

@@ -36,8 +36,12 @@ def permissive_promotion():
 
 def pytest_terminal_summary(terminalreporter):
     """Report the largest differences seen against PyTorch, Flax, Keras, Equinox."""
-    from helpers import MAX_ERRORS
+    from helpers import HYPOTHESIS_EXAMPLES, MAX_ERRORS
 
+    if HYPOTHESIS_EXAMPLES:
+        terminalreporter.section("property tests (hypothesis)")
+        for name, count in sorted(HYPOTHESIS_EXAMPLES.items()):
+            terminalreporter.write_line(f"{name:12} {count} examples")
     if MAX_ERRORS:
         terminalreporter.section("largest differences from the peer libraries")
         for (library, dtype), value in sorted(MAX_ERRORS.items()):

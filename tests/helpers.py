@@ -329,6 +329,9 @@ def assert_trees_close(actual, expected, tol):
         np.testing.assert_allclose(a, e, rtol=tol, atol=tol)
 
 
+# How many generated examples each property test ran (printed by conftest).
+HYPOTHESIS_EXAMPLES: dict = {}
+
 # The largest differences seen against each peer library, printed at the end of
 # the test session (see conftest.pytest_terminal_summary).
 MAX_ERRORS: dict = {}

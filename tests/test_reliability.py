@@ -162,3 +162,40 @@ def test_data_parallel_step_on_eight_devices_equals_one_device():
     assert result["all_reduce"]  # XLA sums the gradients across devices
     assert "must have a batch axis 0 divisible by the 8 devices" in result["error"]
     assert "shape (12, 20, 2)" in result["error"]
+
+
+@pytest.mark.parametrize("cell", CELLS, ids=CELL_IDS)
+def test_mixed_precision_policy(cell, getkey):
+    """matmul_dtype=bfloat16: float32 params and carries, bfloat16 matmul inputs."""
+    params = randomise(cell.init(getkey(), D, H), getkey())
+    carry = cell.random_carry(getkey(), H)
+    xs = jax.random.normal(getkey(), (T, D))
+    mixed = lambda p, c, x: cell.step(p, c, x, matmul_dtype=jnp.bfloat16)
+    final, ys = jaxrnn.unroll(mixed, params, carry, xs)
+    assert ys.dtype == jnp.float32
+    assert all(a.dtype == jnp.float32 for a in jax.tree.leaves(final))
+    _, exact = jaxrnn.unroll(cell.step, params, carry, xs)
+    error = float(jnp.abs(ys - exact).max())
+    assert 0 < error < 5e-2  # bfloat16 rounding is there, and small
+
+
+def test_mixed_precision_is_rounding_of_the_matmul_inputs_only(getkey):
+    """For the Elman cell h enters only the matmul: the policy equals float32 on
+    inputs rounded to bfloat16, with the bias and activation in float32."""
+    params = randomise(jaxrnn.init_rnn(getkey(), D, H), getkey())
+    h, x = jax.random.normal(getkey(), (H,)), jax.random.normal(getkey(), (D,))
+    rounded = lambda a: a.astype(jnp.bfloat16).astype(jnp.float32)
+    expected, _ = jaxrnn.rnn_step(
+        params._replace(w_ih=rounded(params.w_ih), w_hh=rounded(params.w_hh)),
+        rounded(h),
+        rounded(x),
+    )
+    actual, _ = jaxrnn.rnn_step(params, h, x, matmul_dtype=jnp.bfloat16)
+    np.testing.assert_allclose(actual, expected, rtol=1e-6, atol=1e-6)
+    layer = jaxrnn.init_layer(getkey(), "lstm", D, H, bidirectional=True)
+    xs = jax.random.normal(getkey(), (2, T, D))
+    ys, state = jaxrnn.apply_layer(layer, xs, matmul_dtype=jnp.bfloat16)
+    assert ys.dtype == state.c.dtype == jnp.float32
+    np.testing.assert_allclose(ys, jaxrnn.apply_layer(layer, xs)[0], atol=5e-2)
+    with pytest.raises(TypeError, match=r"apply_layer: dtype must be a floating"):
+        jaxrnn.apply_layer(layer, xs, matmul_dtype=jnp.int8)
