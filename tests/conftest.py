@@ -13,6 +13,14 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _fresh_compilation_caches():
+    """Free the compiled executables of each test module when it ends, so that
+    one process running the whole suite does not accumulate thousands."""
+    yield
+    jax.clear_caches()
+
+
 @pytest.fixture
 def getkey():
     """A fresh, deterministic PRNG key on every call."""
@@ -32,6 +40,30 @@ def permissive_promotion():
     """Standard dtype and rank promotion, for other libraries' code (flax, keras)."""
     with jax.numpy_dtype_promotion("standard"), jax.numpy_rank_promotion("allow"):
         yield
+
+
+def pytest_sessionfinish(session):
+    """Under pytest-xdist, a worker hands its tallies to the controller."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        from helpers import HYPOTHESIS_EXAMPLES, MAX_ERRORS
+
+        workeroutput["jaxrnn_max_errors"] = [
+            [library, dtype, value] for (library, dtype), value in MAX_ERRORS.items()
+        ]
+        workeroutput["jaxrnn_examples"] = dict(HYPOTHESIS_EXAMPLES)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """The controller merges each worker's tallies (an xdist hook)."""
+    from helpers import HYPOTHESIS_EXAMPLES, MAX_ERRORS
+
+    output = getattr(node, "workeroutput", {})
+    for library, dtype, value in output.get("jaxrnn_max_errors", []):
+        MAX_ERRORS[library, dtype] = max(MAX_ERRORS.get((library, dtype), 0.0), value)
+    for name, count in output.get("jaxrnn_examples", {}).items():
+        HYPOTHESIS_EXAMPLES[name] = HYPOTHESIS_EXAMPLES.get(name, 0) + count
 
 
 def pytest_terminal_summary(terminalreporter):

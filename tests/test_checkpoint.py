@@ -91,6 +91,7 @@ def _temp_bytes(checkpoint, seq_len):
     return compiled.memory_analysis().temp_size_in_bytes
 
 
+@pytest.mark.slow
 def test_segments_bound_the_memory_of_the_backward_pass():
     """XLA's own accounting of the compiled gradient: O(T) without checkpointing,
     O(sqrt(T)) with segments of sqrt(T) (4x the length, about 2x the memory)."""

@@ -118,6 +118,7 @@ def _reset(key):
     return reset.at[:, 3].set(True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cell", list(STEPS))
 def test_every_cell_packed_rows_equal_separate_runs(cell, getkey):
     """Resets with lengths, bidirectional, two layers and an initial state."""

@@ -16,11 +16,12 @@ import jaxrnn
 from helpers import CELLS, HYPOTHESIS_EXAMPLES, assert_trees_close
 
 hypothesis = pytest.importorskip("hypothesis")
+pytestmark = pytest.mark.slow
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 SETTINGS = settings(
-    max_examples=150,
+    max_examples=80,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
@@ -237,3 +238,107 @@ def test_steps_refuse_batched_or_missing_axes_clearly(cell, D, H, extra):
         _count("step", "refused")
         return
     raise AssertionError(f"{cell} accepted x of shape {x.shape}")
+
+
+SIZES = st.one_of(
+    st.integers(-2, 5), st.just(2.0), st.booleans(), st.just("3"), st.none()
+)
+INITS = [
+    jaxrnn.init_rnn,
+    jaxrnn.init_lstm,
+    jaxrnn.init_gru,
+    jaxrnn.init_peephole_lstm,
+    jaxrnn.init_layer_norm_lstm,
+    jaxrnn.init_layer_norm_gru,
+    jaxrnn.init_cifg_lstm,
+    jaxrnn.init_mgu,
+    jaxrnn.init_readout,
+]
+
+
+@SETTINGS
+@given(
+    st.sampled_from(INITS),
+    SIZES,
+    SIZES,
+    st.sampled_from(["default", "torch", "xavier", None]),
+    st.sampled_from([jnp.float32, jnp.bfloat16, jnp.int32, "float16", "nonsense"]),
+)
+def test_initialisers_work_or_raise_clearly(init, first, second, scheme, dtype):
+    try:
+        params = init(jax.random.key(0), first, second, init=scheme, dtype=dtype)
+    except (ValueError, TypeError) as error:
+        _clear_error(error, init.__name__)
+        _count("initialisers", "refused")
+        return
+    _count("initialisers", "worked")
+    valid = lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1
+    assert valid(first) and valid(second) and scheme in ("default", "torch")
+    for leaf in jax.tree.leaves(params):
+        assert leaf.dtype == jnp.dtype(dtype)
+        assert bool(jnp.all(jnp.isfinite(leaf.astype(jnp.float32))))
+
+
+@SETTINGS
+@given(
+    st.integers(0, 3),
+    st.integers(0, 4),
+    st.integers(1, 4),
+    st.sampled_from([None, "shape", "dtype", "mask", "labels"]),
+    st.integers(0, 10),
+)
+def test_losses_mask_and_readout_match_numpy_or_raise_clearly(B, T, V, fault, seed):
+    rng = np.random.default_rng(seed)
+    predictions = rng.normal(size=(B, T, V)).astype(np.float32)
+    targets = rng.normal(size=(B, T, V)).astype(np.float32)
+    labels = rng.integers(0, V, size=(B, T)).astype(np.int32)
+    lengths = rng.integers(-1, T + 2, size=(B,)).astype(np.int32)
+    mask = np.arange(T)[None, :] < lengths[:, None]
+    if fault == "shape":
+        targets = targets[..., :-1]
+    if fault == "dtype":
+        predictions = predictions.astype(np.int32)
+    if fault == "mask":
+        mask = mask.astype(np.float32)
+    if fault == "labels":
+        labels = labels.astype(np.float32)
+    calls = [
+        ("mse_loss", lambda: jaxrnn.train.mse_loss(predictions, targets, mask)),
+        (
+            "cross_entropy_loss",
+            lambda: jaxrnn.train.cross_entropy_loss(predictions, labels, mask),
+        ),
+    ]
+    for name, call in calls:
+        try:
+            value = float(call())
+        except (ValueError, TypeError) as error:
+            assert fault is not None, f"valid input refused: {error}"
+            _clear_error(error, name)
+            _count("losses", "refused")
+            continue
+        _count("losses", "worked")
+        valid = mask.astype(bool)
+        if name == "mse_loss":
+            squared = ((predictions - targets) ** 2).mean(-1) * V
+            expected = squared[valid].sum() / max(valid.sum() * V, 1)
+        else:
+            shifted = predictions - predictions.max(-1, keepdims=True)
+            log_p = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+            picked = np.take_along_axis(log_p, labels[..., None], -1)[..., 0]
+            expected = -picked[valid].sum() / max(valid.sum(), 1)
+        np.testing.assert_allclose(value, expected, rtol=1e-5, atol=1e-6)
+    # lengths_to_mask and readout on the same draws.
+    np.testing.assert_array_equal(
+        jaxrnn.lengths_to_mask(jnp.asarray(lengths), T),
+        np.arange(T)[None, :] < lengths[:, None],
+    )
+    head = jaxrnn.init_readout(jax.random.key(seed), V, 2)
+    try:
+        y = jaxrnn.readout(head, predictions)
+    except (ValueError, TypeError) as error:
+        assert fault == "dtype", error
+        _clear_error(error, "readout")
+        return
+    expected = predictions @ np.asarray(head.w_ya).T + np.asarray(head.b_y)
+    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)

@@ -6,8 +6,6 @@ import io
 import pathlib
 import re
 
-import pytest
-
 README = (pathlib.Path(__file__).parents[1] / "README.md").read_text()
 BLOCKS = re.findall(r"```python\n(.*?)```", README, re.S)
 
@@ -24,7 +22,6 @@ def test_quickstart_is_two_commands():
     assert "jaxrnn train" in commands[0] and "pytest" in commands[1]
 
 
-@pytest.mark.slow
 def test_readme_snippets(standard_promotion):
     """Run the blocks in order, in one namespace, as a reader would.
 

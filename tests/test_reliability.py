@@ -108,6 +108,7 @@ def _python(code, env=None):
     return json.loads(out.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_same_seed_gives_bitwise_identical_params_in_two_processes():
     first, second = _python(_TRAIN), _python(_TRAIN)
     assert first["sha256"] == second["sha256"]
@@ -152,6 +153,7 @@ print(json.dumps({"diff": diff, "loss": [float(m1["loss"]), float(m8["loss"])],
 """
 
 
+@pytest.mark.slow
 def test_data_parallel_step_on_eight_devices_equals_one_device():
     result = _python(
         _PARALLEL, env={"XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
