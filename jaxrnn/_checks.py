@@ -144,16 +144,16 @@ def work_dtype(dtype: Any) -> jnp.dtype:
     return jnp.dtype(jnp.float64 if jnp.dtype(dtype) == jnp.float64 else jnp.float32)
 
 
-def bool_mask(fn: str, mask: Any) -> jax.Array:
-    """A mask array, which must be boolean."""
-    mask = as_array(fn, "mask", mask)
+def bool_mask(fn: str, mask: Any, arg: str = "mask") -> jax.Array:
+    """A mask array (`arg` names it in errors), which must be boolean."""
+    mask = as_array(fn, arg, mask)
     if mask.dtype != jnp.bool_:
         fail(
             fn,
-            "mask",
+            arg,
             "must have dtype bool",
             f"dtype {mask.dtype.name}",
-            "Use mask.astype(bool).",
+            f"Use {arg}.astype(bool).",
             kind=TypeError,
         )
     return mask

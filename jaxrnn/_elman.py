@@ -141,8 +141,8 @@ def rnn_step(
     g1 = _activations.resolve(fn, "activation", activation)
     x = _init.step_input(fn, x, input_size, dtype)
     h = _init.carry_array(fn, "carry", carry, hidden_size, dtype)
-    mask = _init.recurrent_mask(fn, recurrent_mask, hidden_size, dtype)
-    z = dot(params.w_ih, x) + dot(params.w_hh, h if mask is None else h * mask)
+    h_rec = _init.recurrent_input(fn, h, recurrent_mask)
+    z = dot(params.w_ih, x) + dot(params.w_hh, h_rec)
     if params.b is not None:
         z = z + params.b
     h_new = g1(z)

@@ -156,8 +156,7 @@ def gru_step(
     _init.both_biases(fn, params)
     x = _init.step_input(fn, x, input_size, dtype)
     h = _init.carry_array(fn, "carry", carry, hidden_size, dtype)
-    mask = _init.recurrent_mask(fn, recurrent_mask, hidden_size, dtype)
-    h_rec = h if mask is None else h * mask
+    h_rec = _init.recurrent_input(fn, h, recurrent_mask)
     x_gates = dot(params.w_ih, x)
     h_gates = dot(params.w_hh, h_rec)
     if params.b is not None:

@@ -289,21 +289,24 @@ def forget_offset(fn: str, forget_bias: Any, init: str, has_bias: bool) -> float
     return float(forget_bias)
 
 
-def recurrent_mask(fn: str, mask: Any, size: int, dtype: jnp.dtype) -> Any:
-    """The optional dropout mask on h_{t-1}: None, or [H] in the params' dtype."""
+def recurrent_input(fn: str, h: jax.Array, mask: Any) -> jax.Array:
+    """h as it enters w_hh: h, or h * recurrent_mask (variational dropout).
+
+    The mask, when given, must be [R] (the size of h) in h's dtype.
+    """
     if mask is None:
-        return None
+        return h
     mask = _checks.float_array(fn, "recurrent_mask", mask)
     _checks.shape(
         fn,
         "recurrent_mask",
         mask,
-        (size,),
+        h.shape,
         "[H]",
         "It multiplies h_{t-1} of one example; use jax.vmap for a batch.",
     )
-    _checks.same_dtype(fn, "recurrent_mask", mask, dtype, "params")
-    return mask
+    _checks.same_dtype(fn, "recurrent_mask", mask, h.dtype, "params")
+    return h * mask
 
 
 def layer_norm(z: jax.Array, groups: int, eps: float) -> jax.Array:

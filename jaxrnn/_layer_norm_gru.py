@@ -137,8 +137,7 @@ def layer_norm_gru_step(
     _init.both_biases(fn, params)
     x = _init.step_input(fn, x, input_size, dtype)
     h = _init.carry_array(fn, "carry", carry, hidden_size, dtype)
-    mask = _init.recurrent_mask(fn, recurrent_mask, hidden_size, dtype)
-    h_rec = h if mask is None else h * mask
+    h_rec = _init.recurrent_input(fn, h, recurrent_mask)
     x_gates = _init.layer_norm(dot(params.w_ih, x), 3, LAYER_NORM_EPS) * params.gain_ih
     h_gates = (
         _init.layer_norm(dot(params.w_hh, h_rec), 3, LAYER_NORM_EPS) * params.gain_hh

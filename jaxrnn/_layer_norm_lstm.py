@@ -161,8 +161,7 @@ def layer_norm_lstm_step(
     )
     h, c = _init.lstm_carry(fn, carry, hidden_size, hidden_size, dtype)
     x = _init.step_input(fn, x, input_size, dtype)
-    mask = _init.recurrent_mask(fn, recurrent_mask, hidden_size, dtype)
-    h_rec = h if mask is None else h * mask
+    h_rec = _init.recurrent_input(fn, h, recurrent_mask)
 
     def norm(z, groups):
         return _init.layer_norm(z, groups, LAYER_NORM_EPS)

@@ -124,8 +124,7 @@ def mgu_step(
     input_size, hidden_size, dtype = _init.params(fn, params, MGUParams, 2)
     h = _init.carry_array(fn, "carry", carry, hidden_size, dtype)
     x = _init.step_input(fn, x, input_size, dtype)
-    mask = _init.recurrent_mask(fn, recurrent_mask, hidden_size, dtype)
-    h_rec = h if mask is None else h * mask
+    h_rec = _init.recurrent_input(fn, h, recurrent_mask)
     x_gates = dot(params.w_ih, x)
     if params.b is not None:
         x_gates = x_gates + params.b

@@ -160,8 +160,7 @@ def peephole_lstm_step(
     )
     h, c = _init.lstm_carry(fn, carry, hidden_size, hidden_size, dtype)
     x = _init.step_input(fn, x, input_size, dtype)
-    mask = _init.recurrent_mask(fn, recurrent_mask, hidden_size, dtype)
-    h_rec = h if mask is None else h * mask
+    h_rec = _init.recurrent_input(fn, h, recurrent_mask)
     gates = dot(params.w_ih, x) + dot(params.w_hh, h_rec)
     if params.b is not None:
         gates = gates + params.b

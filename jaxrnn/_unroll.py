@@ -58,21 +58,11 @@ def resolve_mask(
     fn: str, seq_len: int, mask: Any, lengths: Any, batch: tuple[int, ...] = ()
 ) -> jax.Array | None:
     """Check `mask` [*batch, T] or `lengths` [*batch] and return a bool mask or None."""
-    legend = "[B, T]" if batch else "[T]"
     name = "lengths" if batch else "length"
     if mask is not None and lengths is not None:
         _checks.fail(fn, f"mask and {name}", "are exclusive (give one)", "both")
     if mask is not None:
-        mask = _checks.bool_mask(fn, mask)
-        _checks.shape(
-            fn,
-            "mask",
-            mask,
-            (*batch, seq_len),
-            legend,
-            f"T = {seq_len} is the length of the time axis of xs.",
-        )
-        return mask
+        return _time_mask(fn, "mask", mask, seq_len, batch)
     if lengths is not None:
         lengths = _checks.as_array(fn, name, lengths)
         if not jnp.issubdtype(lengths.dtype, jnp.integer):
@@ -97,31 +87,27 @@ def resolve_mask(
     return None
 
 
-def resolve_reset(
-    fn: str, seq_len: int, reset: Any, batch: tuple[int, ...] = ()
-) -> jax.Array | None:
-    """Check an optional bool reset mask [*batch, T]."""
-    if reset is None:
-        return None
-    reset = _checks.as_array(fn, "reset", reset)
-    if reset.dtype != jnp.bool_:
-        _checks.fail(
-            fn,
-            "reset",
-            "must have dtype bool",
-            f"dtype {reset.dtype.name}",
-            "Use reset.astype(bool).",
-            kind=TypeError,
-        )
+def _time_mask(
+    fn: str, arg: str, mask: Any, seq_len: int, batch: tuple[int, ...]
+) -> jax.Array:
+    """A bool array [*batch, T] along the time axis of xs (a mask or a reset)."""
+    mask = _checks.bool_mask(fn, mask, arg)
     _checks.shape(
         fn,
-        "reset",
-        reset,
+        arg,
+        mask,
         (*batch, seq_len),
         "[B, T]" if batch else "[T]",
         f"T = {seq_len} is the length of the time axis of xs.",
     )
-    return reset
+    return mask
+
+
+def resolve_reset(
+    fn: str, seq_len: int, reset: Any, batch: tuple[int, ...] = ()
+) -> jax.Array | None:
+    """Check an optional bool reset mask [*batch, T]."""
+    return None if reset is None else _time_mask(fn, "reset", reset, seq_len, batch)
 
 
 CHECKPOINTS = ("step", "sqrt")
