@@ -57,7 +57,9 @@ def main(argv=None):
     outputs, lines = {}, []
     for name, (p, x, kwargs) in runs.items():
         forward = jax.jit(
-            lambda p, x, kwargs=kwargs: jaxrnn.apply_layer(p, x, **kwargs)[0]
+            lambda p, x, kwargs=kwargs: jaxrnn.apply_layer(p, x, impl="scan", **kwargs)[
+                0
+            ]
         )
         timing = _timing.time_jitted(forward, p, x, repeats=5)
         outputs[name] = forward(p, x).astype(jnp.float32)

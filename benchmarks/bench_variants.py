@@ -4,7 +4,8 @@ Times the forward pass and one training step (forward, MSE on all outputs,
 BPTT, clip + Adam) of `jaxrnn.apply_layer` for every cell in the registry and
 for the stochastic layer options, at the same sizes, in one run. Before
 timing, each cell's batched layer is checked against the reference `unroll`
-of one example (max_abs_err).
+of one example (max_abs_err). Every row runs the reference path
+(impl="scan"), the fused path's speed is in `python -m benchmarks`.
 
     python benchmarks/bench_variants.py [--smoke] [--save]
 
@@ -78,7 +79,10 @@ def measure(cell, init_kwargs, apply_kwargs, batch, seq_len, hidden, repeats):
         )
     stochastic = "recurrent_dropout" in apply_kwargs or "zoneout" in apply_kwargs
     error = None if apply_kwargs else _reference_error(params, xs)
-    apply = functools.partial(jaxrnn.apply_layer, **apply_kwargs)
+    # The reference path for every row, so that each variant is compared
+    # with its base cell on the same machinery (the fused path covers the
+    # plain cells only; the harness, python -m benchmarks, times it).
+    apply = functools.partial(jaxrnn.apply_layer, impl="scan", **apply_kwargs)
 
     def loss_fn(params, xs, targets, key):
         ys, _ = apply(params, xs, key=key if stochastic else None)

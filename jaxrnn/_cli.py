@@ -1,4 +1,4 @@
-"""The `jaxrnn` command line: `jaxrnn info` and `jaxrnn train`.
+"""The `jaxrnn` command line: `jaxrnn info`, `jaxrnn train` and `jaxrnn bench`.
 
 `jaxrnn train` with no arguments trains a tanh RNN and an LSTM on the adding
 problem at a length where the plain RNN fails and the LSTM learns, then
@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import optax
 
 import jaxrnn
-from jaxrnn import _cells, tasks, train
+from jaxrnn import _cells, bench, tasks, train
 
 # Every cell in the registry; the projected LSTM needs a size the CLI does not take.
 CELLS = tuple(name for name in _cells.CELLS if name != "proj_lstm")
@@ -362,6 +362,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)
+
+    b = sub.add_parser(
+        "bench",
+        help="time jaxrnn beside Flax, Equinox and PyTorch",
+        description="Check every implementation against the jaxrnn reference, "
+        "then time its forward pass and training step side by side.",
+    )
+    bench.add_arguments(b)
+    b.set_defaults(func=lambda args: bench.execute(args, b))
     return parser
 
 

@@ -19,71 +19,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxrnn import _cells, _checks, _unroll
-from jaxrnn._layer_params import LayerParams, State, structure
+from jaxrnn import _cells, _checks, _fused, _unroll
+from jaxrnn._layer_params import LayerParams, State, initial_carry, structure
 from jaxrnn._lstm import LSTMCarry
-
-
-def _state_arrays(
-    fn: str, name: str, params: LayerParams, spec: _cells.CellSpec, state: Any, batch
-) -> State:
-    """Check a state [L*D, *batch, size] per array, LSTMCarry for LSTM-like cells."""
-    count = params.num_layers * params.num_directions
-    legend = "[num_layers * num_directions, B, {}]" if batch else "[L*D, {}]"
-    if spec.lstm_carry:
-        if not isinstance(state, LSTMCarry):
-            _checks.fail(
-                fn,
-                name,
-                f"must be LSTMCarry(h, c) for cell={params.cell!r}",
-                _checks.describe(state),
-                kind=TypeError,
-            )
-        arrays = {
-            f"{name}.h": (state.h, params.output_size),
-            f"{name}.c": (state.c, params.hidden_size),
-        }
-    else:
-        arrays = {name: (state, params.output_size)}
-    checked = []
-    for arg, (value, size) in arrays.items():
-        value = _checks.float_array(fn, arg, value)
-        _checks.shape(
-            fn,
-            arg,
-            value,
-            (count, *batch, size),
-            legend.format("P" if size != params.hidden_size else "H"),
-            "This is PyTorch's h_0 layout." if batch else "",
-        )
-        _checks.same_dtype(fn, arg, value, params.dtype, "params")
-        checked.append(value)
-    return LSTMCarry(*checked) if spec.lstm_carry else checked[0]
-
-
-def _state(
-    fn: str, params: LayerParams, spec: _cells.CellSpec, state: Any, batch_size: int
-) -> State:
-    """The initial state [L*D, B, .]: given, else learned, else zeros."""
-    if state is not None:
-        return _state_arrays(fn, "initial_state", params, spec, state, (batch_size,))
-    if params.initial_state is not None:
-        learned = _state_arrays(
-            fn, "params.initial_state", params, spec, params.initial_state, ()
-        )
-        return jax.tree.map(
-            lambda a: jnp.broadcast_to(
-                a[:, None], (a.shape[0], batch_size, a.shape[1])
-            ),
-            learned,
-        )
-    count = params.num_layers * params.num_directions
-    h = jnp.zeros((count, batch_size, params.output_size), params.dtype)
-    if not spec.lstm_carry:
-        return h
-    return LSTMCarry(
-        h, jnp.zeros((count, batch_size, params.hidden_size), params.dtype)
-    )
 
 
 def _rate(fn: str, arg: str, value: Any) -> float:
@@ -151,6 +89,7 @@ def apply_layer(
     unroll: int | bool = 1,
     checkpoint: str | int | None = None,
     matmul_dtype: Any = None,
+    impl: str = "auto",
 ) -> tuple[jax.Array, State]:
     """Run a stacked recurrent layer over a batch, like `torch.nn.LSTM.forward`.
 
@@ -222,6 +161,18 @@ def apply_layer(
             inputs of every matmul, accumulated in the params' dtype, while
             params, carries and the gate arithmetic stay in float32. None,
             the default, computes everything in the params' dtype.
+        impl: "scan" runs the reference described above. "fused" runs the
+            fast path of `jaxrnn._fused`: the whole batch at once in time-major
+            blocks, the input projection hoisted out of the loop, and a
+            hand-written backward pass that keeps only the gate activations
+            and does the weight-gradient matmuls once over all T. Same values
+            and gradients (tested against the reference), no forward-mode
+            derivative (`jax.jvp`, `jax.jacfwd`: use "scan"). It covers the
+            rnn (tanh, sigmoid, relu), lstm and gru cells with every option
+            except reset, recurrent_dropout, zoneout, checkpoint and
+            matmul_dtype; "fused" with one of those is an error. "auto", the
+            default, is "fused" wherever it applies and "scan" elsewhere
+            (measured on CPU: benchmarks/README.md).
 
     Returns:
         (ys, final_state): outputs of the last layer [B, T, F], where F is
@@ -275,7 +226,9 @@ def apply_layer(
             "False",
             "Both act on the outputs of every step.",
         )
-    state = _state(fn, params, spec, initial_state, batch_size)
+    state = initial_carry(fn, params, spec, initial_state, batch_size)
+    if impl not in ("auto", "scan", "fused"):
+        _checks.fail(fn, "impl", "must be one of ('auto', 'scan', 'fused')", repr(impl))
     rate = _rate(fn, "dropout", dropout)
     recurrent_rate = _rate(fn, "recurrent_dropout", recurrent_dropout)
     zone_rates = _zoneout_rates(fn, zoneout, spec)
@@ -298,6 +251,24 @@ def apply_layer(
             "acts between layers, as in PyTorch.",
             stacklevel=2,
         )
+
+    why_not = _fused.unsupported(
+        spec.name,
+        params.activation,
+        reset=reset is not None,
+        recurrent_dropout=recurrent_rate > 0,
+        zoneout=zoning,
+        checkpoint=checkpoint is not None,
+        matmul_dtype=matmul_dtype is not None,
+    )
+    if impl == "fused" and why_not:
+        _checks.fail(
+            fn,
+            "impl",
+            f"must be 'auto' or 'scan' with {why_not} (the fused path lacks it)",
+            repr(impl),
+        )
+    fused = impl != "scan" and not why_not
 
     step = spec.step
     if spec.name == "rnn":
@@ -362,6 +333,20 @@ def apply_layer(
                         for k, z, a in zip(keys, jax.tree.leaves(zone_rates), leaves)
                     ],
                 )
+            if fused:
+                final, ys = _fused.run(
+                    spec.name,
+                    params.activation,
+                    cell_params,
+                    carry0,
+                    inputs,
+                    mask,
+                    reverse=direction == 1,
+                    unroll=unroll,
+                )
+                finals.append(final)
+                outputs.append(ys if sequences else _hidden(final))
+                continue
             r = reset if direction == 0 else reset_backward
             final, ys = jax.vmap(
                 functools.partial(

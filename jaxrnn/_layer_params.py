@@ -296,3 +296,65 @@ def structure(fn: str, params: Any) -> _cells.CellSpec:
                     f"shape {tuple(c.w_ih.shape)}",
                 )
     return spec
+
+
+def _state_arrays(
+    fn: str, name: str, params: LayerParams, spec: _cells.CellSpec, state: Any, batch
+) -> State:
+    """Check a state [L*D, *batch, size] per array, LSTMCarry for LSTM-like cells."""
+    count = params.num_layers * params.num_directions
+    legend = "[num_layers * num_directions, B, {}]" if batch else "[L*D, {}]"
+    if spec.lstm_carry:
+        if not isinstance(state, LSTMCarry):
+            _checks.fail(
+                fn,
+                name,
+                f"must be LSTMCarry(h, c) for cell={params.cell!r}",
+                _checks.describe(state),
+                kind=TypeError,
+            )
+        arrays = {
+            f"{name}.h": (state.h, params.output_size),
+            f"{name}.c": (state.c, params.hidden_size),
+        }
+    else:
+        arrays = {name: (state, params.output_size)}
+    checked = []
+    for arg, (value, size) in arrays.items():
+        value = _checks.float_array(fn, arg, value)
+        _checks.shape(
+            fn,
+            arg,
+            value,
+            (count, *batch, size),
+            legend.format("P" if size != params.hidden_size else "H"),
+            "This is PyTorch's h_0 layout." if batch else "",
+        )
+        _checks.same_dtype(fn, arg, value, params.dtype, "params")
+        checked.append(value)
+    return LSTMCarry(*checked) if spec.lstm_carry else checked[0]
+
+
+def initial_carry(
+    fn: str, params: LayerParams, spec: _cells.CellSpec, state: Any, batch_size: int
+) -> State:
+    """The initial state [L*D, B, .]: given, else learned, else zeros."""
+    if state is not None:
+        return _state_arrays(fn, "initial_state", params, spec, state, (batch_size,))
+    if params.initial_state is not None:
+        learned = _state_arrays(
+            fn, "params.initial_state", params, spec, params.initial_state, ()
+        )
+        return jax.tree.map(
+            lambda a: jnp.broadcast_to(
+                a[:, None], (a.shape[0], batch_size, a.shape[1])
+            ),
+            learned,
+        )
+    count = params.num_layers * params.num_directions
+    h = jnp.zeros((count, batch_size, params.output_size), params.dtype)
+    if not spec.lstm_carry:
+        return h
+    return LSTMCarry(
+        h, jnp.zeros((count, batch_size, params.hidden_size), params.dtype)
+    )
