@@ -5,21 +5,21 @@ differentiate the scan. That is BPTT, and it is correct, but the backward pass
 it produces does the weight-gradient matmuls inside the reverse loop, one
 [G*H, B] x [B, H] product per step, and keeps every intermediate of every
 step. Here the forward pass and the backward pass are written out for a
-batch-major-in-time block [T, B, D] (the layout of cuDNN's RNN), as one
+time-major block [T, B, D] (the layout of cuDNN's RNN), as one
 `jax.custom_vjp`:
 
     forward:   xw = xs @ w_ih^T + b                   one matmul over all T
                for t: z_t = xw_t + h_{t-1} @ w_hh^T   the recurrence (scan)
                       (on a CPU, x_t @ w_ih^T moves into the loop when xw
                       would not fit in cache: see HOIST_BYTES)
-                      save the gate activations
+                      save the gate activations and the carry
     backward:  for t = T-1 .. 0:                      the reverse scan
                       dz_t from the saved gates; dh_{t-1} = dz_t @ w_hh
                dw_hh = sum_t dz_t^T h_{t-1}           one matmul over all T
                dw_ih = sum_t dz_t^T x_t, dxs = dz @ w_ih, db = sum dz
 
-so the loop carries only the recurrent matmul of each step, and what is saved
-for the backward pass is the gate activations, not XLA's choice of residuals.
+so the loop carries only the recurrent matmul of each step, and the backward
+pass keeps the gate activations and the carries, not XLA's residuals.
 
 The values and gradients are those of the reference (the step under
 `lax.scan`); `tests/test_fused.py` checks them, for every cell, mask and
