@@ -35,8 +35,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxrnn._gru import GRUParams
-from jaxrnn._lstm import LSTMCarry, LSTMParams
+from jaxrnn._lstm import LSTMCarry
 
 CELLS = ("rnn", "lstm", "gru")
 # On a CPU the input projection is hoisted out of the loop only while it is
@@ -366,7 +365,8 @@ def run(
     Args:
         name: "rnn", "lstm" or "gru".
         activation: the RNN's g1 by name (ignored for the gated cells).
-        params: that cell's params.
+        params: that cell's params (RNNParams, LSTMParams or GRUParams, as
+            `structure` checks; the VJP rebuilds their type for gradients).
         carry: the initial carry, h [B, H] or LSTMCarry of two [B, H].
         xs: [B, T, D], batch-first.
         mask: bool [B, T] or None; where False the carry is held and y = 0.
@@ -383,18 +383,8 @@ def run(
     if reverse:
         xs_t = xs_t[::-1]
         mask_t = None if mask_t is None else mask_t[::-1]
-    params = _plain(name, params)
     final, ys = _sequence(name, activation, unroll, params, inner, xs_t, mask_t)
     if reverse:
         ys = ys[::-1]
     final = LSTMCarry(*final) if lstm else final[0]
     return final, jnp.swapaxes(ys, 0, 1)
-
-
-def _plain(name: str, params: Any) -> Any:
-    """The params as the NamedTuple the custom VJP rebuilds for gradients."""
-    if name == "gru":
-        return GRUParams(params.w_ih, params.w_hh, params.b, params.b_hn)
-    if name == "lstm":
-        return LSTMParams(params.w_ih, params.w_hh, params.b)
-    return params

@@ -163,7 +163,8 @@ def apply_layer(
             the default, computes everything in the params' dtype.
         impl: "scan" runs the reference described above. "fused" runs the
             fast path of `jaxrnn._fused`: the whole batch at once in time-major
-            blocks, the input projection hoisted out of the loop, and a
+            blocks, the input projection as one matmul over all T (on a CPU
+            only while it fits in cache), and a
             hand-written backward pass that keeps only the gate activations
             and does the weight-gradient matmuls once over all T. Same values
             and gradients (tested against the reference), no forward-mode
@@ -171,8 +172,7 @@ def apply_layer(
             rnn (tanh, sigmoid, relu), lstm and gru cells with every option
             except reset, recurrent_dropout, zoneout, checkpoint and
             matmul_dtype; "fused" with one of those is an error. "auto", the
-            default, is "fused" wherever it applies and "scan" elsewhere
-            (measured on CPU: benchmarks/README.md).
+            default, is "fused" wherever it applies, else "scan".
 
     Returns:
         (ys, final_state): outputs of the last layer [B, T, F], where F is
