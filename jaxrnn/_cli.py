@@ -1,240 +1,195 @@
-"""The `jaxrnn` command line: `jaxrnn info`, `jaxrnn train` and `jaxrnn bench`.
+"""The `jaxrnn` command line: info, train, eval, generate, compare and bench.
 
-`jaxrnn train` with no arguments trains a tanh RNN and an LSTM on the adding
-problem at a length where the plain RNN fails and the LSTM learns, then
-prints one table. Every flag maps onto a keyword argument of the public API.
+Every flag of `train` and `compare` is a field of `jaxrnn.runs.RunConfig`, and
+a flag left out takes the task's default (`jaxrnn train --help` lists them).
+Bad input exits with status 2 and one message, a run stopped by non-finite
+losses with status 3; a traceback is a bug.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import platform
 import sys
 import time
-from typing import NamedTuple, Sequence
+from typing import Sequence
 
 import jax
-import jax.numpy as jnp
 import optax
 
 import jaxrnn
-from jaxrnn import _cells, bench, tasks, train
-
-# Every cell in the registry; the projected LSTM needs a size the CLI does not take.
-CELLS = tuple(name for name in _cells.CELLS if name != "proj_lstm")
-
-
-class Model(NamedTuple):
-    """A recurrent layer and the readout on its outputs."""
-
-    layer: jaxrnn.LayerParams
-    head: jaxrnn.ReadoutParams
-
-
-def predict(model: Model, xs: jax.Array) -> jax.Array:
-    ys, _ = jaxrnn.apply_layer(model.layer, xs)
-    return jaxrnn.readout(model.head, ys)
-
-
-def adding_loss(model: Model, batch: tasks.Batch) -> jax.Array:
-    return train.mse_loss(predict(model, batch.xs), batch.ys, batch.mask)
+from jaxrnn import bench, runs
+from jaxrnn.runs import _config, _report
+from jaxrnn.tasks import MissingExtraError
 
 
 class Progress:
     """A progress bar on stderr: redrawn in place on a terminal, else a line per 10%."""
 
-    def __init__(self, label: str, total: int, enabled: bool = True):
-        self.label, self.total, self.enabled = label, total, enabled
+    def __init__(self, label: str, enabled: bool = True):
+        self.label, self.enabled = label, enabled
         self.tty = sys.stderr.isatty()
         self.start = time.perf_counter()
         self.last_decile = -1
 
-    def update(self, done: int, **metrics: float) -> None:
+    def __call__(self, done: int, total: int, metrics: dict) -> None:
         if not self.enabled:
             return
         elapsed = time.perf_counter() - self.start
         rate = done / elapsed if elapsed > 0 else 0.0
-        eta = (self.total - done) / rate if rate > 0 else float("nan")
-        width = 24
-        filled = int(width * done / self.total)
-        bar = "#" * filled + "-" * (width - filled)
+        eta = (total - done) / rate if rate > 0 else float("nan")
+        filled = int(24 * done / total)
+        bar = "#" * filled + "-" * (24 - filled)
         values = " ".join(f"{k}={v:.4g}" for k, v in metrics.items())
         line = (
-            f"{self.label:>5} [{bar}] {done}/{self.total} {values} "
+            f"{self.label:>5} [{bar}] {done}/{total} {values} "
             f"{rate:.0f} it/s eta {eta:.0f}s"
         )
         if self.tty:
-            sys.stderr.write("\r" + line.ljust(100))
-            if done == self.total:
+            sys.stderr.write("\r" + line.ljust(110))
+            if done == total:
                 sys.stderr.write("\n")
         else:
-            decile = 10 * done // self.total
+            decile = 10 * done // total
             if decile != self.last_decile:
                 self.last_decile = decile
                 sys.stderr.write(line + "\n")
         sys.stderr.flush()
 
 
-def train_adding(cell: str, args: argparse.Namespace) -> dict:
-    """Train one cell on the adding problem; return its results row."""
-    key_init, key_head, key_data = jax.random.split(jax.random.key(args.seed), 3)
-    activation = args.activation if cell == "rnn" else None
-    model = Model(
-        jaxrnn.init_layer(
-            key_init,
-            cell,
-            2,
-            args.hidden_size,
-            num_layers=args.num_layers,
-            activation=activation,
-        ),
-        jaxrnn.init_readout(key_head, args.hidden_size, 1),
-    )
-    optimizer = train.make_optimizer(
-        args.learning_rate,
-        max_norm=args.clip_norm,
-        clip_value=args.clip_value,
-        skip_nonfinite=True,
-    )
-    step = train.make_train_step(optimizer, adding_loss)
-
-    @jax.jit
-    def run_chunk(model, opt_state, first_step):
-        def body(state, i):
-            model, opt_state = state
-            batch = tasks.make_adding_batch(
-                jax.random.fold_in(key_data, i), args.batch_size, args.seq_len
-            )
-            model, opt_state, metrics = step(model, opt_state, batch)
-            return (model, opt_state), metrics
-
-        steps = first_step + jnp.arange(args.chunk)
-        (model, opt_state), metrics = jax.lax.scan(body, (model, opt_state), steps)
-        return model, opt_state, metrics
-
-    test = tasks.make_adding_batch(
-        jax.random.key(args.seed + 10_000), args.test_size, args.seq_len
-    )
-
-    @jax.jit
-    def evaluate(model):
-        error = predict(model, test.xs)[:, -1, 0] - test.ys[:, -1, 0]
-        return jnp.mean(error**2), jnp.mean(jnp.abs(error) < 0.04)
-
-    opt_state = optimizer.init(model)
-    start = time.perf_counter()
-    run_chunk = run_chunk.lower(model, opt_state, 0).compile()
-    compile_s = time.perf_counter() - start
-    progress = Progress(cell, args.steps, enabled=not args.quiet)
-    losses, norms, done, bad_run, stopped = [], [], 0, 0, None
-    while done < args.steps:
-        model, opt_state, metrics = run_chunk(model, opt_state, done)
-        losses.extend(metrics["loss"].tolist())
-        norms.extend(metrics["grad_norm"].tolist())
-        for finite in metrics["finite"].tolist():
-            bad_run = 0 if finite else bad_run + 1
-            if bad_run >= args.max_bad_steps:
-                break
-        done += args.chunk
-        if bad_run >= args.max_bad_steps:
-            stopped = (
-                f"{cell}: stopped after {bad_run} consecutive steps with a "
-                "non-finite loss or gradient (each update was skipped). Lower "
-                "--learning-rate or --clip-norm, or raise --max-bad-steps."
-            )
-            print(stopped, file=sys.stderr)
-            break
-        finite = [x for x in losses[-args.chunk :] if math.isfinite(x)]
-        progress.update(
-            min(done, args.steps),
-            loss=sum(finite) / max(len(finite), 1),
-            grad_norm=norms[-1],
-        )
-    test_mse, solved = (float(v) for v in evaluate(model))
-    tail = losses[-min(len(losses), 100) :]
-    return {
-        "task": "adding",
-        "cell": cell,
-        "seq_len": args.seq_len,
-        "hidden_size": args.hidden_size,
-        "steps": len(losses),
-        "params": sum(x.size for x in jax.tree.leaves(model)),
-        "train_mse": sum(tail) / len(tail),
-        "test_mse": test_mse,
-        "baseline_mse": tasks.ADDING_BASELINE_MSE,
-        "solved": solved,
-        "beats_baseline": test_mse < 0.5 * tasks.ADDING_BASELINE_MSE,
-        "compile_s": compile_s,
-        "train_s": time.perf_counter() - start - compile_s,
-        "diverged": not math.isfinite(test_mse) or stopped is not None,
-        "skipped_steps": int(train.skipped_steps(opt_state)),
-    }
+def _config_of(args: argparse.Namespace, **fixed) -> runs.RunConfig:
+    names = {f.name for f in dataclasses.fields(runs.RunConfig)}
+    given = {k: v for k, v in vars(args).items() if k in names}
+    return runs.RunConfig(**(given | fixed))
 
 
-def print_table(rows: Sequence[dict]) -> None:
-    head = (
-        "cell",
-        "params",
-        "test MSE",
-        "baseline",
-        "solved",
-        "verdict",
-        "steps",
-        "time",
-    )
-    lines = [head]
-    for r in rows:
-        verdict = (
-            "diverged"
-            if r["diverged"]
-            else "learned"
-            if r["beats_baseline"]
-            else "at baseline"
-        )
-        lines.append(
-            (
-                r["cell"],
-                str(r["params"]),
-                f"{r['test_mse']:.4f}",
-                f"{r['baseline_mse']:.3f}",
-                f"{100 * r['solved']:.1f}%",
-                verdict,
-                str(r["steps"]),
-                f"{r['train_s'] + r['compile_s']:.0f}s",
-            )
-        )
-    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
-    for n, line in enumerate(lines):
-        print("  ".join(cell.ljust(w) for cell, w in zip(line, widths)))
-        if n == 0:
-            print("  ".join("-" * w for w in widths))
-    print(
-        "learned: test MSE below half the baseline; solved: share of test sequences "
-        "answered within 0.04; time includes compilation."
-    )
+def _public(result: dict) -> dict:
+    return {k: v for k, v in result.items() if k != "history"}
+
+
+def _print_result(result: dict) -> None:
+    print(_report.results_table([result]))
+    print()
+    print(_report.baselines_table(result))
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    if args.steps % args.chunk:
-        args.steps += args.chunk - args.steps % args.chunk
+    if args.resume is not None:
+        given = {k for k in vars(args)} & {
+            f.name for f in dataclasses.fields(runs.RunConfig)
+        }
+        if given - {"steps"}:
+            raise runs.RunError(
+                f"--resume continues {args.resume!r} with its saved config; of the "
+                f"run's flags only --steps may be given, got "
+                + ", ".join(
+                    "--" + n.replace("_", "-") for n in sorted(given - {"steps"})
+                )
+            )
+        run_dir, config = args.resume, None
+        label = "resume"
+    else:
+        config = _config_of(args)
+        run_dir = args.out or time.strftime(
+            f"runs/{config.task}-{config.cell}-%Y%m%d-%H%M%S"
+        )
+        label = config.cell
+    if not args.json and config is not None:
+        print(f"{config.task}: training {config.cell}; the run is written to {run_dir}")
+    result = runs.fit(
+        config,
+        run_dir,
+        resume=args.resume is not None,
+        steps=getattr(args, "steps", None) if args.resume is not None else None,
+        progress=Progress(label, not args.quiet),
+    )
+    if args.json:
+        print(json.dumps(_public(result)))
+    else:
+        _print_result(result)
+        plotted = (
+            "loss.png" if _have_plot() else "no loss.png: pip install 'jaxrnn[plot]'"
+        )
+        print(
+            f"\nrun directory: {run_dir} (config.json, metrics.jsonl, "
+            f"checkpoint.npz, result.json, {plotted})"
+        )
+    return 0
+
+
+def _have_plot() -> bool:
+    from jaxrnn.runs import _files
+
+    return _files.have_matplotlib()
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    result = runs.evaluate_run(args.run_dir)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(
+            f"{result['description']} (checkpoint of step {result['checkpoint_step']})"
+        )
+        _print_result(result)
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    text = runs.generate_run(
+        args.run_dir,
+        args.prompt,
+        args.length,
+        temperature=args.temperature,
+        seed=args.seed,
+    )
+    if args.json:
+        print(json.dumps({"prompt": args.prompt, "text": text}))
+    else:
+        print(args.prompt + text)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    config = _config_of(args, cell=args.cell[0])
+    resolved = config.resolved()
     if not args.json:
         print(
-            f"Adding problem, T={args.seq_len}: the target is the sum of two marked "
-            f"values, one in each half of the sequence. Always answering 1 scores "
-            f"MSE {tasks.ADDING_BASELINE_MSE:.3f}; 'solved' counts answers within "
-            "0.04 (Hochreiter & Schmidhuber 1997).",
+            f"{resolved.task}: {', '.join(args.cell)} with the same budget "
+            f"({resolved.steps} steps of batch {resolved.batch_size}, H="
+            f"{resolved.hidden_size}, "
+            + (
+                f"seeds {' '.join(map(str, args.seeds))})"
+                if args.seeds
+                else f"seed {resolved.seed})"
+            ),
             flush=True,
         )
-    rows = []
-    for cell in args.cell:
-        row = train_adding(cell, args)
-        rows.append(row)
-        if args.json:
-            print(json.dumps(row), flush=True)
+    results = runs.compare(
+        config,
+        args.cell,
+        seeds=args.seeds,
+        out=args.out,
+        progress=lambda label: Progress(label, not args.quiet),
+        on_result=(lambda r: print(json.dumps(_public(r)), flush=True))
+        if args.json
+        else None,
+    )
     if not args.json:
-        print_table(rows)
+        print(_report.results_table(results))
+        if args.seeds and len(args.seeds) > 1:
+            print()
+            print(_report.seeds_table(results))
+        print()
+        print(_report.baselines_table(results[0]))
+        for r in results:
+            if "reason" in r:
+                print(f"\n{r['cell']} (seed {r['seed']}) diverged: {r['reason']}")
+        if args.out:
+            print(f"\nruns and compare.png in {args.out}")
     return 0
 
 
@@ -255,15 +210,23 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive(kind):
+def _number(kind, minimum=None, *, positive=False, allow_none=False):
     def parse(text):
+        if allow_none and text.lower() == "none":
+            return None
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(
                 f"expected a {kind.__name__}, got {text!r}"
             )
-        if not value > 0 or (kind is float and not math.isfinite(value)):
+        if kind is float and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected a finite float, got {text!r}")
+        if minimum is not None and not value >= minimum:
+            raise argparse.ArgumentTypeError(
+                f"expected a {kind.__name__} >= {minimum}, got {text!r}"
+            )
+        if positive and not value > 0:
             raise argparse.ArgumentTypeError(
                 f"expected a positive {kind.__name__}, got {text!r}"
             )
@@ -272,8 +235,65 @@ def _positive(kind):
     return parse
 
 
-def _clip(text):
-    return None if text.lower() == "none" else _positive(float)(text)
+def _run_flags(p: argparse.ArgumentParser, cells_nargs: str | None) -> None:
+    """The RunConfig flags; a flag left out keeps the task's default."""
+    S = argparse.SUPPRESS
+    p.add_argument("--task", choices=_config.TASKS, default=S, help="the task (adding)")
+    if cells_nargs:
+        p.add_argument(
+            "--cell",
+            nargs="+",
+            choices=_config.CELLS,
+            default=["rnn", "lstm", "gru"],
+            help="the cells (rnn lstm gru)",
+        )
+    else:
+        p.add_argument(
+            "--cell", choices=_config.CELLS, default=S, help="the cell (lstm)"
+        )
+    pos_int, pos_float = _number(int, positive=True), _number(float, positive=True)
+    clip = _number(float, positive=True, allow_none=True)
+    flags = [
+        ("--hidden-size", pos_int, "H (64; sunspots 32, nile 16, chars 256)"),
+        ("--num-layers", pos_int, "stacked layers (1)"),
+        ("--forget-bias", _number(float), "LSTM forget-gate bias (1.0)"),
+        ("--update-bias", _number(float), "GRU update-gate bias (0)"),
+        ("--dropout", _number(float, 0.0), "dropout between layers (0)"),
+        (
+            "--seq-len",
+            pos_int,
+            "T (adding 100, copy 20 = delay, sine 60, "
+            "sunspots 22, nile 10, co2 104, chars 64)",
+        ),
+        ("--horizon", pos_int, "steps forecast at once (1)"),
+        ("--blanks", _number(int, 0), "blank steps after each digit (0)"),
+        ("--batch-size", pos_int, "B (32)"),
+        ("--steps", pos_int, "optimizer steps (task default), a multiple of --chunk"),
+        ("--learning-rate", pos_float, "Adam's learning rate (task default)"),
+        ("--clip-norm", clip, "clip_by_global_norm threshold, or 'none' (1.0)"),
+        ("--clip-value", clip, "per-entry clip, or 'none'"),
+        ("--seed", _number(int), "PRNG seed (0)"),
+        ("--eval-every", pos_int, "steps between validations and checkpoints (200)"),
+        ("--eval-size", pos_int, "validation/test sequences of generated tasks (1000)"),
+        ("--chunk", pos_int, "steps per compiled call (50)"),
+        (
+            "--max-bad-steps",
+            pos_int,
+            "consecutive non-finite steps that stop a run (20)",
+        ),
+    ]
+    for flag, kind, text in flags:
+        p.add_argument(flag, type=kind, default=S, help=text)
+    p.add_argument(
+        "--activation",
+        choices=_config.ACTIVATIONS,
+        default=S,
+        help="g1 of the Elman RNN (tanh)",
+    )
+    p.add_argument("--impl", choices=_config.IMPLS, default=S, help="apply_layer impl")
+    p.add_argument("--optimizer", choices=_config.OPTIMIZERS, default=S, help="(adam)")
+    p.add_argument("--json", action="store_true", help="print JSON results")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -288,86 +308,69 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser(
         "train",
-        help="train cells on the adding problem and compare them",
-        description="Train each --cell on the adding problem with the same budget "
-        "and print one results table.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        help="train one model into a run directory",
+        description="Train one cell on one task, with validation, "
+        "checkpoints and a metrics log in a run directory.",
     )
-    t.add_argument("--task", choices=("adding",), default="adding", help="the task")
+    _run_flags(t, None)
     t.add_argument(
-        "--cell",
-        nargs="+",
-        choices=CELLS,
-        default=["rnn", "lstm", "gru"],
-        help="cells to train, one after the other",
+        "--out", default=None, help="the run directory (runs/TASK-CELL-DATE-TIME)"
     )
     t.add_argument(
-        "--activation",
-        choices=("tanh", "relu", "sigmoid"),
-        default="tanh",
-        help="g1 of the Elman RNN",
-    )
-    t.add_argument("--hidden-size", type=_positive(int), default=64, help="H")
-    t.add_argument("--num-layers", type=_positive(int), default=1, help="layers")
-    t.add_argument("--seq-len", type=_positive(int), default=100, help="T")
-    t.add_argument("--batch-size", type=_positive(int), default=32, help="B")
-    t.add_argument(
-        "--steps",
-        type=_positive(int),
-        default=2000,
-        help="training steps (rounded up to a multiple of --chunk)",
-    )
-    t.add_argument(
-        "--learning-rate",
-        type=_positive(float),
-        default=1e-2,
-        help="Adam's learning rate",
-    )
-    t.add_argument(
-        "--clip-norm",
-        type=_clip,
-        default=1.0,
-        help="clip_by_global_norm threshold, or 'none'",
-    )
-    t.add_argument(
-        "--clip-value",
-        type=_clip,
+        "--resume",
+        metavar="RUN_DIR",
         default=None,
-        help="clip each gradient entry to this magnitude, or 'none'",
+        help="continue the run in RUN_DIR from its checkpoint",
     )
-    t.add_argument(
-        "--max-bad-steps",
-        type=_positive(int),
-        default=20,
-        help="stop after this many consecutive steps with a non-finite loss or "
-        "gradient (those updates are skipped)",
-    )
-    t.add_argument("--seed", type=int, default=0, help="PRNG seed")
-    t.add_argument(
-        "--test-size",
-        type=_positive(int),
-        default=1000,
-        help="held-out sequences for the test MSE",
-    )
-    t.add_argument(
-        "--chunk",
-        type=_positive(int),
-        default=50,
-        help="steps per compiled call (progress is shown per chunk)",
-    )
-    t.add_argument(
-        "--json",
-        action="store_true",
-        help="print one JSON line per cell instead of the table",
-    )
-    t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)
+
+    c = sub.add_parser(
+        "compare",
+        help="train rnn, lstm and gru with one budget",
+        description="Train each --cell on one task with the same "
+        "config and budget, and print one table.",
+    )
+    _run_flags(c, "+")
+    c.add_argument(
+        "--seeds",
+        nargs="+",
+        type=_number(int),
+        default=None,
+        help="train every cell once per seed (instead of --seed)",
+    )
+    c.add_argument(
+        "--out",
+        default=None,
+        help="write a run directory per cell and compare.png here",
+    )
+    c.set_defaults(func=cmd_compare)
+
+    e = sub.add_parser("eval", help="the metrics of a run's checkpoint")
+    e.add_argument("run_dir")
+    e.add_argument("--json", action="store_true", help="print JSON")
+    e.set_defaults(func=cmd_eval)
+
+    g = sub.add_parser("generate", help="sample text from a chars run")
+    g.add_argument("run_dir")
+    g.add_argument("--prompt", default="Rosalind:\n", help="the text to continue")
+    g.add_argument(
+        "--length", type=_number(int, positive=True), default=300, help="characters"
+    )
+    g.add_argument(
+        "--temperature",
+        type=_number(float, 0.0),
+        default=0.8,
+        help="softmax temperature; 0 is greedy",
+    )
+    g.add_argument("--seed", type=_number(int), default=0, help="PRNG seed")
+    g.add_argument("--json", action="store_true", help="print JSON")
+    g.set_defaults(func=cmd_generate)
 
     b = sub.add_parser(
         "bench",
         help="time jaxrnn beside Flax, Equinox and PyTorch",
-        description="Check every implementation against the jaxrnn reference, "
-        "then time its forward pass and training step side by side.",
+        description="Check every implementation against the jaxrnn "
+        "reference, then time its forward pass and training step.",
     )
     bench.add_arguments(b)
     b.set_defaults(func=lambda args: bench.execute(args, b))
@@ -375,12 +378,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if getattr(args, "seq_len", 2) < 2:
-        parser.error("argument --seq-len: the adding problem needs T >= 2")
+    args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except runs.Diverged as error:
+        print(f"jaxrnn {args.command}: {error}", file=sys.stderr)
+        return 3
+    except (runs.RunError, MissingExtraError, ValueError) as error:
+        print(f"jaxrnn {args.command}: error: {error}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

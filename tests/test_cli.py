@@ -1,105 +1,120 @@
-"""The command line: `jaxrnn info` and a small `jaxrnn train`."""
+"""The command line: train, resume, eval, generate and compare, and bad input
+answered with a message and a non-zero status, never a traceback."""
 
+import importlib.util
 import json
-import subprocess
-import sys
 
 import pytest
 
 from jaxrnn._cli import main
 
-SMALL = [
-    "train",
-    "--steps",
-    "20",
-    "--chunk",
-    "10",
-    "--seq-len",
-    "12",
-    "--hidden-size",
-    "8",
-    "--batch-size",
-    "8",
-    "--test-size",
-    "50",
-]
+pytestmark = pytest.mark.usefixtures("standard_promotion")
+
+SMALL = "--seq-len 12 --hidden-size 8 --batch-size 8 --eval-size 50 --chunk 10"
 
 
-def test_train_json_lines(capsys, standard_promotion):
-    assert main(SMALL + ["--json", "--quiet", "--cell", "rnn", "lstm"]) == 0
+def run(capsys, args):
+    status = main(args.split())
     out = capsys.readouterr()
-    rows = [json.loads(line) for line in out.out.splitlines()]
-    assert [r["cell"] for r in rows] == ["rnn", "lstm"]
-    for r in rows:
-        assert r["steps"] == 20 and r["seq_len"] == 12 and r["hidden_size"] == 8
-        assert 0.0 <= r["solved"] <= 1.0 and r["test_mse"] > 0
-        assert r["baseline_mse"] == pytest.approx(1 / 6)
-    assert out.err == ""  # --quiet: no progress bar
+    return status, out.out, out.err
 
 
-def test_train_a_cell_variant(capsys, standard_promotion):
-    args = ["--steps", "10", "--chunk", "10", "--json", "--quiet"]
-    assert main(SMALL + args + ["--cell", "layer_norm_lstm"]) == 0
-    (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert row["cell"] == "layer_norm_lstm" and row["test_mse"] > 0
+@pytest.mark.slow
+def test_train_resume_eval_round_trip(capsys, tmp_path):
+    out = tmp_path / "run"
+    status, stdout, stderr = run(
+        capsys, f"train --cell lstm --steps 20 --eval-every 10 {SMALL} --out {out}"
+    )
+    assert status == 0
+    assert "test mse" in stdout and "predict_1" in stdout and str(out) in stdout
+    assert "20/20" in stderr and "valid_mse=" in stderr  # the progress bar
+    status, stdout, _ = run(capsys, f"train --resume {out} --steps 30 --json --quiet")
+    assert status == 0
+    resumed = json.loads(stdout)
+    assert resumed["steps"] == 30 and resumed["run_dir"] == str(out)
+    status, stdout, _ = run(capsys, f"eval {out} --json")
+    assert status == 0
+    evaluated = json.loads(stdout)
+    assert evaluated["metrics"] == resumed["metrics"]
+    assert evaluated["checkpoint_step"] == 30
+    status, stdout, _ = run(capsys, f"eval {out}")
+    assert "checkpoint of step 30" in stdout and "verdict" in stdout
 
 
-def test_train_table_and_progress(capsys, standard_promotion):
-    assert main(SMALL + ["--cell", "gru", "--seed", "3"]) == 0
-    out = capsys.readouterr()
-    assert "cell" in out.out and "test MSE" in out.out and "gru" in out.out
-    assert "20/20" in out.err and "loss=" in out.err  # the progress bar
+def test_resume_takes_no_other_run_flags(capsys, tmp_path):
+    out = tmp_path / "run"
+    assert run(capsys, f"train --steps 10 {SMALL} --out {out} --quiet")[0] == 0
+    status, _, stderr = run(capsys, f"train --resume {out} --hidden-size 9")
+    assert status == 2 and "only --steps may be given, got --hidden-size" in stderr
 
 
-def test_same_seed_same_result(capsys, standard_promotion):
-    results = []
-    for _ in range(2):
-        main(SMALL + ["--json", "--quiet", "--cell", "lstm", "--seed", "5"])
-        row = json.loads(capsys.readouterr().out)
-        results.append((row["test_mse"], row["train_mse"]))
-    assert results[0] == results[1]
+@pytest.mark.slow
+def test_generate_prints_a_sample(capsys, tmp_path):
+    out = tmp_path / "chars"
+    args = "train --task chars --hidden-size 8 --seq-len 16 --steps 10 --chunk 10"
+    args += f" --out {out} --quiet"
+    assert run(capsys, args)[0] == 0
+    status, stdout, _ = run(capsys, f"generate {out} --prompt Ham --length 25 --json")
+    assert status == 0
+    sample = json.loads(stdout)
+    assert sample["prompt"] == "Ham" and len(sample["text"]) == 25
+    status, _, stderr = run(capsys, f"generate {out} --prompt @")
+    assert status == 2 and "others: '@'" in stderr
+
+
+@pytest.mark.slow
+def test_compare_prints_one_table(capsys):
+    status, stdout, _ = run(
+        capsys, f"compare --cell rnn gru --steps 10 {SMALL} --quiet"
+    )
+    assert status == 0
+    lines = stdout.splitlines()
+    assert lines[0].startswith("adding: rnn, gru with the same budget")
+    assert any(line.startswith("rnn ") for line in lines)
+    assert any(line.startswith("gru ") for line in lines)
+    status, stdout, _ = run(capsys, f"compare --cell lstm --steps 10 {SMALL} --json")
+    (row,) = [json.loads(line) for line in stdout.splitlines()]
+    assert row["cell"] == "lstm" and row["metric"] == "mse"
 
 
 @pytest.mark.parametrize(
     "argv,message",
     [
-        (["train", "--cell", "transformer"], "invalid choice: 'transformer'"),
-        (["train", "--hidden-size", "0"], "expected a positive int, got '0'"),
-        (["train", "--learning-rate", "fast"], "expected a float, got 'fast'"),
-        (["train", "--seq-len", "1"], "the adding problem needs T >= 2"),
-        (["train", "--clip-norm", "-1"], "expected a positive float"),
-        ([], "the following arguments are required: command"),
+        ("train --task mnist", "invalid choice: 'mnist'"),
+        ("compare --cell transformer", "invalid choice: 'transformer'"),
+        ("train --hidden-size 0", "expected a positive int, got '0'"),
+        ("train --learning-rate fast", "expected a float, got 'fast'"),
+        ("train --clip-norm -1", "expected a positive float"),
+        ("generate", "the following arguments are required: run_dir"),
+        ("", "the following arguments are required: command"),
     ],
 )
 def test_bad_flags_exit_2_with_a_message(argv, message, capsys):
     with pytest.raises(SystemExit) as info:
-        main(argv)
+        main(argv.split())
     assert info.value.code == 2
     assert message in capsys.readouterr().err
 
 
-def test_info(capsys):
-    assert main(["info", "--json"]) == 0
-    info = json.loads(capsys.readouterr().out)
-    assert info["backend"] in {"cpu", "gpu", "tpu"} and info["jax"]
-
-
-def test_python_dash_m_entry_point():
-    result = subprocess.run(
-        [sys.executable, "-m", "jaxrnn", "train", "--help"],
-        capture_output=True,
-        text=True,
-        timeout=120,
+def test_bad_runs_exit_2_with_a_message(capsys, tmp_path, monkeypatch):
+    status, _, stderr = run(capsys, "train --seq-len 1")
+    assert status == 2 and "at least 2 for the adding problem" in stderr
+    status, _, stderr = run(capsys, f"eval {tmp_path}")
+    assert status == 2 and "is not a run directory" in stderr
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    status, _, stderr = run(capsys, f"train --out {blocker}/run --steps 10")
+    assert status == 2 and "cannot write the run directory" in stderr
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "statsmodels" else real(name, *a),
     )
-    assert result.returncode == 0
-    for flag in (
-        "--cell",
-        "--hidden-size",
-        "--seq-len",
-        "--steps",
-        "--learning-rate",
-        "--clip-norm",
-        "--seed",
-        "--json",
-    ):
-        assert flag in result.stdout
+    status, _, stderr = run(capsys, f"train --task sunspots --out {tmp_path}/s")
+    assert status == 2 and "pip install 'jaxrnn[data]'" in stderr
+
+
+def test_info_json(capsys):
+    status, stdout, _ = run(capsys, "info --json")
+    assert status == 0 and json.loads(stdout)["backend"] == "cpu"

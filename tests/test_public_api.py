@@ -8,7 +8,15 @@ import jaxrnn
 
 
 @pytest.mark.parametrize(
-    "module", ["jaxrnn", "jaxrnn.train", "jaxrnn.tasks", "jaxrnn.interop", "jaxrnn.io"]
+    "module",
+    [
+        "jaxrnn",
+        "jaxrnn.train",
+        "jaxrnn.tasks",
+        "jaxrnn.runs",
+        "jaxrnn.interop",
+        "jaxrnn.io",
+    ],
 )
 def test_all_names_import(module):
     mod = importlib.import_module(module)

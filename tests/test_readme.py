@@ -19,7 +19,7 @@ def test_quickstart_is_two_commands():
     block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
     commands = [line for line in block.splitlines() if line.strip()]
     assert len(commands) == 2
-    assert "jaxrnn train" in commands[0] and "pytest" in commands[1]
+    assert "jaxrnn compare" in commands[0] and "pytest" in commands[1]
 
 
 def test_readme_snippets(standard_promotion):

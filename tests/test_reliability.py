@@ -62,15 +62,17 @@ def test_non_finite_gradients_are_skipped_and_counted(standard_promotion):
         train.skipped_steps(plain.init(params))
 
 
-def test_training_stops_with_an_explanation_after_bad_steps(capsys, standard_promotion):
+def test_training_stops_with_an_explanation_after_bad_steps(
+    capsys, tmp_path, standard_promotion
+):
     args = "train --steps 40 --chunk 10 --seq-len 12 --hidden-size 8 "
-    args += "--batch-size 8 --test-size 50 --cell lstm --learning-rate 1e30 "
-    args += "--max-bad-steps 5 --quiet --json"
-    assert main(args.split()) == 0
-    out = capsys.readouterr()
-    assert "stopped after 5 consecutive steps with a non-finite" in out.err
-    (row,) = [json.loads(line) for line in out.out.splitlines()]
-    assert row["diverged"] and row["steps"] == 10 and row["skipped_steps"] >= 5
+    args += "--batch-size 8 --eval-size 50 --cell lstm --learning-rate 1e30 "
+    args += f"--max-bad-steps 5 --quiet --out {tmp_path / 'run'}"
+    assert main(args.split()) == 3
+    err = capsys.readouterr().err
+    assert "5 consecutive steps had a non-finite loss or gradient" in err
+    assert "no checkpoint had been written yet" in err
+    assert not (tmp_path / "run" / "checkpoint.npz").exists()
 
 
 _TRAIN = """

@@ -1,0 +1,157 @@
+"""The configuration of a training run: every `jaxrnn train` flag is a field."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+from jaxrnn import _cells
+from jaxrnn.tasks import _registry
+
+CELLS = tuple(name for name in _cells.CELLS if name != "proj_lstm")
+ACTIVATIONS = ("tanh", "relu", "sigmoid")
+IMPLS = ("auto", "scan", "fused")
+OPTIMIZERS = ("adam", "sgd", "rmsprop")
+TASKS = tuple(_registry.TASKS)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """What to train, on what, for how long. None means the task's default.
+
+    Attributes:
+        task: "adding", "copy", "digits", "sine", "sunspots", "nile", "co2"
+            or "chars" (see `jaxrnn.tasks.make_task`).
+        cell: "rnn", "lstm", "gru" or a variant (`jaxrnn.init_layer`).
+        hidden_size: H (64; 32 for sunspots, 16 for nile, 256 for chars).
+        num_layers: stacked layers.
+        activation: g1 of the Elman RNN ("tanh"); ignored by other cells.
+        forget_bias: the LSTM forget-gate bias at initialisation (None: the
+            cell's default, 1.0); ignored by non-LSTM cells.
+        update_bias: the GRU update-gate (z) bias at initialisation, or
+            None for the cell's default (zero). Positive values start the
+            GRU keeping its state (h_t = z h_{t-1} + (1 - z) n_t); ignored
+            by other cells.
+        dropout: dropout between stacked layers, in training only.
+        seq_len: T (adding 100, copy 20, sine 60, sunspots 22, nile 10,
+            co2 104, chars 64). The digits are 8 + blanks steps long, which
+            the resolved config records.
+        horizon: steps forecast at once (forecasting tasks).
+        blanks: blank steps after each digit (digits).
+        batch_size: B.
+        steps: optimizer steps (adding 2000, copy 3000, digits 800, sine
+            1000, sunspots 600, nile 300, co2 1000, chars 2000), rounded up
+            to a multiple of `chunk`.
+        optimizer: "adam", "sgd" or "rmsprop" (optax's, with their defaults).
+        learning_rate: the optimizer's (1e-2 adding, 2e-3 chars, else 3e-3).
+        clip_norm: the `optax.clip_by_global_norm` threshold, or None for no
+            clipping.
+        clip_value: per-entry clipping, or None.
+        seed: the seed of the initialisation, the batches and dropout.
+        eval_every: steps between validations and checkpoints (200; 250 for
+            chars), rounded up to a multiple of `chunk`.
+        eval_size: validation and test sequences of the generated tasks.
+        chunk: steps per compiled call.
+        max_bad_steps: consecutive non-finite steps (each skipped) that stop
+            the run.
+        impl: `apply_layer`'s implementation.
+    """
+
+    task: str = "adding"
+    cell: str = "lstm"
+    hidden_size: int | None = None
+    num_layers: int = 1
+    activation: str = "tanh"
+    forget_bias: float | None = None
+    update_bias: float | None = None
+    dropout: float = 0.0
+    seq_len: int | None = None
+    horizon: int = 1
+    blanks: int = 0
+    batch_size: int = 32
+    steps: int | None = None
+    optimizer: str = "adam"
+    learning_rate: float | None = None
+    clip_norm: float | None = 1.0
+    clip_value: float | None = None
+    seed: int = 0
+    eval_every: int | None = None
+    eval_size: int = 1000
+    chunk: int = 50
+    max_bad_steps: int = 20
+    impl: str = "auto"
+
+    def __post_init__(self):
+        def fail(name, expected, got):
+            raise ValueError(f"RunConfig: {name} must be {expected}, got {got!r}.")
+
+        for name, options in (
+            ("task", TASKS),
+            ("cell", CELLS),
+            ("activation", ACTIVATIONS),
+            ("impl", IMPLS),
+            ("optimizer", OPTIMIZERS),
+        ):
+            if getattr(self, name) not in options:
+                fail(name, f"one of {', '.join(options)}", getattr(self, name))
+        for name in ("num_layers", "horizon", "batch_size", "eval_size", "chunk"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                fail(name, "a positive int", value)
+        for name in ("max_bad_steps", "hidden_size", "seq_len", "steps", "eval_every"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                fail(name, "a positive int", value)
+        if not isinstance(self.blanks, int) or self.blanks < 0:
+            fail("blanks", "an int >= 0", self.blanks)
+        if not isinstance(self.seed, int):
+            fail("seed", "an int", self.seed)
+        for name in ("learning_rate", "clip_norm", "clip_value"):
+            value = getattr(self, name)
+            if value is not None and not (
+                isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+            ):
+                fail(name, "a positive finite number or None", value)
+        if not (isinstance(self.dropout, (int, float)) and 0 <= self.dropout < 1):
+            fail("dropout", "in [0, 1)", self.dropout)
+        for name in ("forget_bias", "update_bias"):
+            value = getattr(self, name)
+            if value is not None and not (
+                isinstance(value, (int, float)) and math.isfinite(value)
+            ):
+                fail(name, "a finite number or None", value)
+        if self.task == "adding" and self.seq_len is not None and self.seq_len < 2:
+            fail("seq_len", "at least 2 for the adding problem", self.seq_len)
+
+    def resolved(self) -> "RunConfig":
+        """The config with every None replaced by the task's default."""
+        defaults = {
+            "hidden_size": 64,
+            "seq_len": 100,
+            "steps": 1000,
+            "learning_rate": 3e-3,
+            "eval_every": 200,
+        }
+        defaults.update(_registry.TASKS[self.task][1])
+        changes = {}
+        for field in dataclasses.fields(self):
+            if getattr(self, field.name) is None and field.name in defaults:
+                changes[field.name] = defaults[field.name]
+        if self.task == "digits":  # 8 rows, then the blank steps
+            changes["seq_len"] = 8 + self.blanks
+        config = dataclasses.replace(self, **changes)
+        steps = -(-config.steps // config.chunk) * config.chunk
+        every = -(-config.eval_every // config.chunk) * config.chunk
+        return dataclasses.replace(config, steps=steps, eval_every=min(every, steps))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"RunConfig: unknown fields {unknown}.")
+        return cls(**data)

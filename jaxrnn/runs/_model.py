@@ -1,0 +1,132 @@
+"""The model of a run: a recurrent layer and a readout, and sampling from it."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+import jaxrnn
+from jaxrnn.runs._config import RunConfig
+from jaxrnn.tasks import _registry, _text
+
+_LSTMS = ("lstm", "peephole_lstm", "layer_norm_lstm", "cifg_lstm")
+
+
+class Model(NamedTuple):
+    """A recurrent layer and the readout on its outputs."""
+
+    layer: jaxrnn.LayerParams
+    head: jaxrnn.ReadoutParams
+
+
+def init_model(key: jax.Array, config: RunConfig, task: _registry.Task) -> Model:
+    """Initialise the layer and the readout for `task`, as `config` says."""
+    key_layer, key_head = jax.random.split(key)
+    layer = jaxrnn.init_layer(
+        key_layer,
+        config.cell,
+        task.input_size,
+        config.hidden_size,
+        num_layers=config.num_layers,
+        activation=config.activation if config.cell == "rnn" else None,
+        forget_bias=config.forget_bias if config.cell in _LSTMS else None,
+    )
+    if config.cell == "gru" and config.update_bias is not None:
+        layer = _set_update_bias(layer, config.update_bias)
+    head = jaxrnn.init_readout(key_head, config.hidden_size, task.output_size)
+    return Model(layer, head)
+
+
+def _set_update_bias(layer: jaxrnn.LayerParams, value: float) -> jaxrnn.LayerParams:
+    """Set the z block (the second third) of every GRU cell's bias."""
+
+    def one(cell: jaxrnn.GRUParams) -> jaxrnn.GRUParams:
+        size = cell.w_hh.shape[1]
+        return cell._replace(b=cell.b.at[size : 2 * size].set(value))
+
+    cells = tuple(tuple(one(c) for c in directions) for directions in layer.cells)
+    return dataclasses.replace(layer, cells=cells)
+
+
+def forward(
+    model: Model,
+    xs: jax.Array,
+    config: RunConfig,
+    task: _registry.Task,
+    *,
+    training: bool = False,
+    key: jax.Array | None = None,
+) -> jax.Array:
+    """Outputs: [B, O] for a many-to-one task, else [B, T, O]."""
+    if task.tokens:
+        xs = jax.nn.one_hot(xs, task.input_size, dtype=jnp.float32)
+    ys, _ = jaxrnn.apply_layer(
+        model.layer,
+        xs,
+        dropout=config.dropout,
+        training=training,
+        key=key,
+        return_sequences=not task.many_to_one,
+        impl=config.impl,
+    )
+    return jaxrnn.readout(model.head, ys)
+
+
+def sample_text(
+    model: Model,
+    config: RunConfig,
+    task: _registry.Task,
+    prompt: str,
+    length: int,
+    *,
+    temperature: float = 1.0,
+    key: jax.Array,
+) -> str:
+    """Continue `prompt` by `length` characters drawn one at a time.
+
+    The prompt is read in one pass; then each drawn character is fed back
+    with the carried state. Temperature 0 takes the most likely character.
+
+    Raises:
+        ValueError: a task that is not a character model, an empty prompt,
+            characters outside the vocabulary, or a bad length or temperature.
+    """
+    if "vocab" not in task.info:
+        raise ValueError(
+            f"generate: needs a character model (task 'chars'), got a run of "
+            f"task {task.name!r}."
+        )
+    if not prompt:
+        raise ValueError("generate: prompt must have at least one character, got ''.")
+    if not isinstance(length, int) or length < 1:
+        raise ValueError(f"generate: length must be a positive int, got {length!r}.")
+    vocab = _text.Vocab(task.info["vocab"])
+    ids = jnp.asarray(vocab.encode(prompt))[None]
+    if not (temperature >= 0 and temperature < float("inf")):
+        raise ValueError(
+            f"generate: temperature must be >= 0 and finite, got {temperature}."
+        )
+
+    def one_hot(x):
+        return jax.nn.one_hot(x, vocab.size, dtype=jnp.float32)
+
+    @jax.jit
+    def run(model, ids, key):
+        hs, state = jaxrnn.apply_layer(model.layer, one_hot(ids), impl="scan")
+        logits = jaxrnn.readout(model.head, hs[:, -1])
+
+        def body(carry, key):
+            state, logits = carry
+            token = _text.sample_logits(key, logits, temperature)
+            hs, state = jaxrnn.apply_layer(
+                model.layer, one_hot(token[:, None]), initial_state=state, impl="scan"
+            )
+            return (state, jaxrnn.readout(model.head, hs[:, -1])), token[0]
+
+        _, tokens = jax.lax.scan(body, (state, logits), jax.random.split(key, length))
+        return tokens
+
+    return vocab.decode(run(model, ids, key))

@@ -1,0 +1,297 @@
+"""Training a run: chunks of compiled steps, validation, checkpoints, resume."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxrnn import io
+from jaxrnn import train as _train
+from jaxrnn.runs import _files
+from jaxrnn.runs._config import RunConfig
+from jaxrnn.runs._model import Model, forward, init_model
+from jaxrnn.tasks import _registry
+
+EVAL_PIECE = 256  # sequences per compiled evaluation call
+
+
+class Diverged(_files.RunError):
+    """Training stopped on non-finite losses; the last good checkpoint is kept."""
+
+
+def build(config: RunConfig):
+    """(task, model, optimizer, opt_state) for a resolved config, from its seed."""
+    task = _registry.make_task(
+        config.task,
+        seq_len=config.seq_len,
+        horizon=config.horizon,
+        blanks=config.blanks,
+        eval_size=config.eval_size,
+    )
+    model = init_model(jax.random.key(config.seed), config, task)
+    optimizer = _train.make_optimizer(
+        config.learning_rate,
+        max_norm=config.clip_norm,
+        clip_value=config.clip_value,
+        optimizer=getattr(optax, config.optimizer),
+        skip_nonfinite=True,
+    )
+    return task, model, optimizer, optimizer.init(model)
+
+
+def make_evaluate(config: RunConfig, task: _registry.Task) -> Callable:
+    """`evaluate(model, split) -> {metric: mean}` over the whole split."""
+
+    @jax.jit
+    def sums(model, batch):
+        outputs = forward(model, batch.xs, config, task)
+        return {k: jnp.sum(v) for k, v in task.per_example(outputs, batch).items()}
+
+    def evaluate(model: Model, split: str) -> dict[str, float]:
+        batch = task.splits[split]
+        count = batch.xs.shape[0]
+        totals: dict[str, float] = {}
+        for first in range(0, count, EVAL_PIECE):
+            piece = jax.tree.map(lambda a: a[first : first + EVAL_PIECE], batch)
+            for name, value in sums(model, piece).items():
+                totals[name] = totals.get(name, 0.0) + float(value)
+        means = {name: total / count for name, total in totals.items()}
+        if "mse" in means:
+            means["rmse"] = math.sqrt(means["mse"]) if means["mse"] >= 0 else math.nan
+        return means
+
+    return evaluate
+
+
+def _resume_config(run_dir: str, steps: int | None) -> RunConfig:
+    saved = RunConfig.from_dict(_files.read_json(run_dir, _files.CONFIG)["config"])
+    if steps is None:
+        return saved
+    return dataclasses.replace(saved, steps=steps).resolved()
+
+
+def fit(
+    config: RunConfig | None = None,
+    run_dir: str | os.PathLike | None = None,
+    *,
+    resume: bool = False,
+    steps: int | None = None,
+    progress: Callable[[int, int, dict], None] | None = None,
+) -> dict[str, Any]:
+    """Train a model as `config` says, validating and checkpointing as it goes.
+
+    Args:
+        config: the run's config (its None fields take the task's defaults);
+            None with resume=True, which reads the saved one.
+        run_dir: the folder to write (see `jaxrnn.runs._files`), or None to
+            keep everything in memory. A new run refuses a folder that
+            already holds one.
+        resume: continue the run in `run_dir` from its checkpoint. Batches are
+            a function of the seed and the step, so a resumed run follows
+            exactly the steps that an uninterrupted one would.
+        steps: with resume, a new total number of steps (to train longer).
+        progress: called as `progress(step, steps, metrics)` after each chunk.
+
+    Returns:
+        The result: the config, the metrics on every split, the baselines,
+        the verdict, times and parameter count (also written to result.json).
+
+    Raises:
+        RunError: an unusable run directory or checkpoint, or a bad resume.
+        Diverged: `max_bad_steps` consecutive non-finite losses or gradients
+            (those updates were skipped); the last checkpoint is kept.
+        MissingExtraError: the task's data package is not installed.
+    """
+    run_dir = None if run_dir is None else os.fspath(run_dir)
+    if resume:
+        if run_dir is None or config is not None:
+            raise _files.RunError(
+                "resume continues the run in run_dir with its saved config: give "
+                "run_dir, and no config (steps=N trains it for longer)."
+            )
+        config = _resume_config(run_dir, steps)
+    else:
+        config = (config or RunConfig()).resolved()
+    task, model, optimizer, opt_state = build(config)
+    step, rows = 0, []
+    checkpoint = None if run_dir is None else os.path.join(run_dir, _files.CHECKPOINT)
+    if resume:
+        try:
+            saved = io.load(checkpoint, {"model": model, "opt_state": opt_state})
+            step = int(io.load_metadata(checkpoint)["step"])
+        except (ValueError, KeyError, TypeError) as error:
+            raise _files.RunError(
+                f"cannot resume from {checkpoint!r}: {error}. The run directory was "
+                "left as it is."
+            ) from None
+        model, opt_state = saved["model"], saved["opt_state"]
+        rows = _files.rewind_metrics(run_dir, step)
+        record = _files.read_json(run_dir, _files.CONFIG)
+        if record["config"] != config.to_dict():  # a new number of steps
+            _files.write_json(
+                run_dir, _files.CONFIG, record | {"config": config.to_dict()}
+            )
+    elif run_dir is not None:
+        _files.prepare(run_dir)
+        record = {"config": config.to_dict(), "task": task.description}
+        _files.write_json(run_dir, _files.CONFIG, record | _files.environment())
+
+    key_data, key_dropout = jax.random.split(jax.random.key(config.seed + 1))
+
+    def loss_fn(model, batch, key):
+        outputs = forward(model, batch.xs, config, task, training=True, key=key)
+        return jnp.mean(task.per_example(outputs, batch)["loss"])
+
+    step_fn = _train.make_train_step(optimizer, loss_fn)
+
+    @jax.jit
+    def run_chunk(model, opt_state, first):
+        def body(state, i):
+            batch = task.train_batch(jax.random.fold_in(key_data, i), config.batch_size)
+            model, opt_state, metrics = step_fn(
+                *state, batch, jax.random.fold_in(key_dropout, i)
+            )
+            return (model, opt_state), metrics
+
+        steps = first + jnp.arange(config.chunk)
+        return jax.lax.scan(body, (model, opt_state), steps)
+
+    evaluate = make_evaluate(config, task)
+    start = time.perf_counter()
+    run_chunk = run_chunk.lower(model, opt_state, step).compile()
+    compile_s = time.perf_counter() - start
+    last_good, bad_run, latest = (step if resume else None), 0, {}
+    while step < config.steps:
+        (new_model, new_opt_state), metrics = run_chunk(model, opt_state, step)
+        losses = metrics["loss"].tolist()
+        finite = [x for x in losses if math.isfinite(x)]
+        for ok in metrics["finite"].tolist():
+            bad_run = 0 if ok else bad_run + 1
+            if bad_run >= config.max_bad_steps:
+                break
+        row = {
+            "step": step + config.chunk,
+            "split": "train",
+            "loss": sum(finite) / len(finite) if finite else math.nan,
+            "grad_norm": float(metrics["grad_norm"][-1]),
+            "skipped": config.chunk - int(sum(metrics["finite"].tolist())),
+            "time_s": round(time.perf_counter() - start, 3),
+        }
+        if bad_run >= config.max_bad_steps:
+            _files.append_metrics(run_dir, [row])
+            kept = (
+                f"the last good checkpoint, from step {last_good}, is kept in "
+                f"{checkpoint!r}"
+                if last_good is not None and checkpoint
+                else "no checkpoint had been written yet"
+            )
+            raise Diverged(
+                f"training stopped at step {row['step']}: {bad_run} consecutive steps "
+                f"had a non-finite loss or gradient (their updates were skipped); "
+                f"{kept}. Lower --learning-rate, set --clip-norm, or raise "
+                "--max-bad-steps."
+            )
+        model, opt_state, step = new_model, new_opt_state, step + config.chunk
+        rows.append(row)
+        _files.append_metrics(run_dir, [row])
+        if step % config.eval_every == 0 or step == config.steps:
+            latest = evaluate(model, "valid")
+            valid_row = {"step": step, "split": "valid", **latest}
+            rows.append(valid_row)
+            _files.append_metrics(run_dir, [valid_row])
+            leaves = jax.tree.leaves(model)
+            if checkpoint and all(bool(jnp.all(jnp.isfinite(x))) for x in leaves):
+                io.save(
+                    checkpoint,
+                    {"model": model, "opt_state": opt_state},
+                    metadata={
+                        "step": step,
+                        "valid": latest,
+                        "config": config.to_dict(),
+                    },
+                )
+                last_good = step
+                _plot(run_dir, rows, task, config)
+        if progress is not None:
+            shown = {"loss": row["loss"]}
+            if task.metric in latest:
+                shown[f"valid_{task.metric}"] = latest[task.metric]
+            progress(step, config.steps, shown)
+    train_s = time.perf_counter() - start - compile_s
+    result = summarize(config, task, model, evaluate)
+    result |= {"compile_s": compile_s, "train_s": train_s, "run_dir": run_dir}
+    result["skipped_steps"] = int(_train.skipped_steps(opt_state))
+    if run_dir is not None:
+        _files.write_json(run_dir, _files.RESULT, result)
+    result["history"] = rows
+    return result
+
+
+def _plot(run_dir: str, rows: list[dict], task, config: RunConfig) -> None:
+    title = f"{config.task}: {config.cell}, H={config.hidden_size}"
+    path = os.path.join(run_dir, _files.PLOT)
+    _files.plot_curves(path, {config.cell: rows}, task.metric, _baselines(task), title)
+
+
+def _baselines(task) -> dict[str, dict[str, float]]:
+    return task.baselines.get("valid", {})
+
+
+def verdict(task, metrics: dict[str, float], baselines: dict, count: int) -> str:
+    """Whether the model beats every baseline on the task's headline metric.
+
+    Lower-is-better metrics must be below the baseline times the task's
+    margin. An accuracy must be two standard errors of a binomial proportion
+    over `count` examples above the baseline's, so that a chance-level model
+    does not "beat" chance by luck.
+    """
+    name, value = task.metric, metrics.get(task.metric, math.nan)
+    if not math.isfinite(value):
+        return "diverged"
+    margin = task.info.get("margin", 1.0)
+    missed = []
+    for baseline, values in baselines.items():
+        if name not in values:
+            continue
+        ref = values[name]
+        if task.lower:
+            ok = value < ref * margin
+        else:
+            ok = value > ref + 2 * math.sqrt(ref * (1 - ref) / max(count, 1))
+        if not ok:
+            missed.append(baseline)
+    if missed:
+        return "does not beat " + ", ".join(missed)
+    return "beats " + ", ".join(b for b, v in baselines.items() if name in v)
+
+
+def summarize(config: RunConfig, task, model: Model, evaluate: Callable) -> dict:
+    """Metrics on every split, the baselines, and the verdict on the last split."""
+    metrics = {split: evaluate(model, split) for split in task.splits}
+    final = "test" if "test" in metrics else "valid"
+    return {
+        "task": config.task,
+        "cell": config.cell,
+        "description": task.description,
+        "metric": task.metric,
+        "lower_is_better": task.lower,
+        "split": final,
+        "metrics": metrics,
+        "baselines": task.baselines,
+        "verdict": verdict(
+            task,
+            metrics[final],
+            task.baselines[final],
+            task.splits[final].xs.shape[0],
+        ),
+        "steps": config.steps,
+        "params": sum(x.size for x in jax.tree.leaves(model)),
+        "config": config.to_dict(),
+    }

@@ -1,0 +1,238 @@
+"""Training runs: run directories, checkpoints that resume exactly, evaluation,
+sampling, comparison, and every kind of bad input refused with its message."""
+
+import dataclasses
+import json
+import os
+import shutil
+
+import jax
+import numpy as np
+import pytest
+
+from jaxrnn import io, runs
+from jaxrnn.runs import _files, _train
+
+pytestmark = pytest.mark.usefixtures("standard_promotion")
+
+SMALL = runs.RunConfig(
+    task="adding",
+    cell="gru",
+    hidden_size=8,
+    seq_len=10,
+    batch_size=8,
+    steps=40,
+    chunk=10,
+    eval_every=20,
+    eval_size=64,
+)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One small run, trained once for the module: (its folder, its result)."""
+    folder = tmp_path_factory.mktemp("trained") / "run"
+    with jax.numpy_dtype_promotion("standard"):
+        result = runs.fit(SMALL, folder)
+    return folder, result
+
+
+@pytest.fixture
+def run_copy(trained, tmp_path):
+    """A copy of the trained run that a test may damage."""
+    shutil.copytree(trained[0], tmp_path / "run")
+    return tmp_path / "run"
+
+
+def _files_of(run_dir):
+    return {path.name: path.read_bytes() for path in sorted(run_dir.iterdir())}
+
+
+def test_fit_writes_a_run_directory(trained):
+    folder, result = trained
+    names = set(os.listdir(folder))
+    assert {"config.json", "metrics.jsonl", "checkpoint.npz", "result.json"} <= names
+    assert ("loss.png" in names) == _files.have_matplotlib()
+    record = json.loads((folder / "config.json").read_text())
+    assert record["config"] == SMALL.resolved().to_dict() and record["jax"]
+    lines = (folder / "metrics.jsonl").read_text().splitlines()
+    rows = [json.loads(line) for line in lines]
+    assert [r["step"] for r in rows if r["split"] == "train"] == [10, 20, 30, 40]
+    assert [r["step"] for r in rows if r["split"] == "valid"] == [20, 40]
+    assert set(result["metrics"]) == {"valid", "test"}
+    assert result["verdict"].startswith(("beats", "does not beat"))
+    saved = json.loads((folder / "result.json").read_text())
+    assert saved["metrics"] == result["metrics"] and "history" not in saved
+    assert io.load_metadata(folder / "checkpoint.npz")["step"] == 40
+
+
+@pytest.mark.slow
+def test_resume_continues_exactly_where_the_run_stopped(trained, tmp_path):
+    whole = trained[1]
+    runs.fit(dataclasses.replace(SMALL, steps=20), tmp_path / "part")
+    # A crash after the checkpoint: a logged row past it and a torn line.
+    with open(tmp_path / "part" / "metrics.jsonl", "a") as f:
+        f.write('{"step": 30, "split": "train", "loss": 1.0}\n{"step": 4')
+    resumed = runs.fit(run_dir=tmp_path / "part", resume=True, steps=40)
+    assert resumed["metrics"] == whole["metrics"]
+    a, b = _files_of(trained[0]), _files_of(tmp_path / "part")
+    like = _train.build(SMALL.resolved())
+    like = {"model": like[1], "opt_state": like[3]}
+    ca = io.load(trained[0] / "checkpoint.npz", like)
+    cb = io.load(tmp_path / "part" / "checkpoint.npz", like)
+    for x, y in zip(jax.tree.leaves(ca), jax.tree.leaves(cb)):
+        assert np.array_equal(x, y)
+    strip = lambda text: [
+        {k: v for k, v in json.loads(line).items() if k != "time_s"}
+        for line in text.decode().splitlines()
+    ]
+    assert strip(a["metrics.jsonl"]) == strip(b["metrics.jsonl"])
+    assert json.loads(b["config.json"])["config"]["steps"] == 40
+
+
+def test_evaluate_run_matches_the_result_of_training(trained):
+    folder, result = trained
+    again = runs.evaluate_run(folder)
+    assert again["metrics"] == result["metrics"] and again["checkpoint_step"] == 40
+
+
+def test_a_new_run_refuses_a_folder_that_holds_one(run_copy):
+    before = _files_of(run_copy)
+    with pytest.raises(runs.RunError, match="already holds a run.*--resume"):
+        runs.fit(SMALL, run_copy)
+    assert _files_of(run_copy) == before
+
+
+def test_an_unwritable_run_directory_is_refused(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(runs.RunError, match="cannot write the run directory"):
+        runs.fit(SMALL, blocker / "run")
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "mismatch", "delete"])
+def test_a_bad_checkpoint_is_refused_and_nothing_changes(run_copy, damage):
+    path = run_copy / "checkpoint.npz"
+    raw = path.read_bytes()
+    if damage == "flip":
+        path.write_bytes(raw[:-200] + bytes([raw[-200] ^ 0xFF]) + raw[-199:])
+    elif damage == "truncate":
+        path.write_bytes(raw[: len(raw) // 2])
+    elif damage == "mismatch":  # a checkpoint of another architecture
+        _, model, _, opt_state = _train.build(
+            dataclasses.replace(SMALL, hidden_size=9).resolved()
+        )
+        io.save(path, {"model": model, "opt_state": opt_state}, metadata={"step": 40})
+    else:
+        path.unlink()
+    before = _files_of(run_copy)
+    message = "no checkpoint yet" if damage == "delete" else "checkpoint"
+    with pytest.raises(runs.RunError, match=message):
+        runs.evaluate_run(run_copy)
+    with pytest.raises(runs.RunError):
+        runs.fit(run_dir=run_copy, resume=True, steps=60)
+    assert _files_of(run_copy) == before
+
+
+def test_non_finite_losses_stop_the_run_and_keep_the_last_checkpoint(
+    run_copy, monkeypatch
+):
+    checkpoint = (run_copy / "checkpoint.npz").read_bytes()
+    build = _train.build
+
+    def poisoned(config):  # from here on, every training batch is NaN
+        task, *rest = build(config)
+        draw = task.train_batch
+        nan = lambda key, b: draw(key, b)._replace(xs=draw(key, b).xs * np.nan)
+        return (task._replace(train_batch=nan), *rest)
+
+    monkeypatch.setattr(_train, "build", poisoned)
+    with pytest.raises(runs.Diverged, match=r"from step 40, is kept in"):
+        runs.fit(run_dir=run_copy, resume=True, steps=80)
+    assert (run_copy / "checkpoint.npz").read_bytes() == checkpoint
+    last = (run_copy / "metrics.jsonl").read_text().splitlines()[-1]
+    last = json.loads(last)
+    assert last["skipped"] == 10 and last["loss"] is None  # NaN is written as null
+
+
+@pytest.mark.slow
+def test_a_character_model_samples_text(tmp_path):
+    config = runs.RunConfig(
+        task="chars", hidden_size=16, seq_len=16, steps=20, chunk=10
+    )
+    runs.fit(config, tmp_path / "chars")
+    text = runs.generate_run(tmp_path / "chars", "Rosalind:\n", 40, temperature=0.8)
+    assert len(text) == 40
+    greedy = [
+        runs.generate_run(tmp_path / "chars", "O", 30, temperature=0) for _ in "ab"
+    ]
+    assert greedy[0] == greedy[1]
+    with pytest.raises(ValueError, match=r"others: '@'"):
+        runs.generate_run(tmp_path / "chars", "a@b", 5)
+    with pytest.raises(ValueError, match="at least one character"):
+        runs.generate_run(tmp_path / "chars", "", 5)
+
+
+def test_generate_needs_a_character_model(trained):
+    with pytest.raises(ValueError, match="needs a character model"):
+        runs.generate_run(trained[0], "x", 5)
+
+
+@pytest.mark.slow
+def test_compare_trains_each_cell_with_the_same_budget(tmp_path):
+    results = runs.compare(SMALL, ("rnn", "lstm"), out=tmp_path / "cmp")
+    assert [r["cell"] for r in results] == ["rnn", "lstm"]
+    assert {r["steps"] for r in results} == {40}
+    assert os.path.isdir(tmp_path / "cmp" / "rnn")
+    assert os.path.exists(tmp_path / "cmp" / "compare.png") == _files.have_matplotlib()
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        ({"task": "mnist"}, "task must be one of adding"),
+        ({"cell": "transformer"}, "cell must be one of rnn"),
+        ({"hidden_size": 0}, "hidden_size must be a positive int"),
+        ({"dropout": 1.0}, r"dropout must be in \[0, 1\)"),
+        ({"learning_rate": float("nan")}, "learning_rate must be a positive finite"),
+        ({"seq_len": 1}, "at least 2 for the adding problem"),
+        ({"optimizer": "lion"}, "optimizer must be one of adam"),
+    ],
+)
+def test_bad_configs_are_refused(change, message):
+    with pytest.raises(ValueError, match=message):
+        dataclasses.replace(runs.RunConfig(), **change)
+
+
+def test_task_defaults_fill_only_what_was_not_given():
+    config = runs.RunConfig(task="chars", steps=120, chunk=50).resolved()
+    assert config.hidden_size == 256 and config.seq_len == 64
+    assert config.learning_rate == 2e-3 and config.steps == 150
+    assert runs.RunConfig(task="chars", hidden_size=8).resolved().hidden_size == 8
+
+
+def test_update_bias_sets_the_gru_z_block_only():
+    task = _train.build(SMALL.resolved())[0]
+    key = jax.random.key(0)
+    plain = runs.init_model(key, SMALL.resolved(), task)
+    config = dataclasses.replace(SMALL, update_bias=1.5, num_layers=2).resolved()
+    biased = runs.init_model(key, config, task)
+    for cell in (c for layer in biased.layer.cells for c in layer):
+        b = np.asarray(cell.b)
+        assert (b[8:16] == 1.5).all() and not (b[:8] == 1.5).any()
+    first = np.asarray(biased.layer.cells[0][0].b)
+    base = np.asarray(plain.layer.cells[0][0].b)
+    assert np.array_equal(np.delete(first, range(8, 16)), np.delete(base, range(8, 16)))
+
+
+def test_verdicts_need_a_real_margin():
+    task = _train.build(SMALL.resolved())[0]  # adding: MSE must halve
+    base = {"predict_1": {"mse": 0.16}}
+    assert _train.verdict(task, {"mse": 0.09}, base, 1000).startswith("does not")
+    assert _train.verdict(task, {"mse": 0.07}, base, 1000) == "beats predict_1"
+    assert _train.verdict(task, {"mse": float("nan")}, base, 1000) == "diverged"
+    # An accuracy must clear chance by two binomial standard errors.
+    digits = task._replace(metric="accuracy", lower=False, info={})
+    chance = {"uniform": {"accuracy": 0.1}}
+    assert _train.verdict(digits, {"accuracy": 0.122}, chance, 360).startswith("does")
+    assert _train.verdict(digits, {"accuracy": 0.2}, chance, 360) == "beats uniform"
