@@ -6,8 +6,20 @@ itself mixes Python floats with int32 step counts (in its bias correction),
 which strict mode refuses. The library's own code is strict-clean.
 """
 
-import jax
-import pytest
+import os
+
+# The tests check values, not speed: compile them without LLVM's optimisation
+# passes, which takes a third off the suite's time on a 2-core CPU. A value
+# that differs under optimisation would be a compiler bug, and the
+# benchmarks (benchmarks/, jaxrnn bench), which do not read this file, run
+# fully optimised code. Set JAXRNN_TEST_OPTIMIZE=1 to test optimised code.
+if os.environ.get("JAXRNN_TEST_OPTIMIZE") != "1":
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_backend_optimization_level" not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_backend_optimization_level=0".strip()
+
+import jax  # noqa: E402 (after XLA_FLAGS, which the backend reads once)
+import pytest  # noqa: E402
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 jax.config.update("jax_numpy_dtype_promotion", "strict")
