@@ -134,24 +134,11 @@ def compare(
 def _diverged(config: RunConfig, reason: str, run_dir) -> dict[str, Any]:
     config = config.resolved()
     task, model, _, _ = _train.build(config)
-    history = [] if run_dir is None else _files.read_metrics(run_dir)
     nan = {name: math.nan for name in (task.metric, "loss")}
-    return {
-        "task": config.task,
-        "cell": config.cell,
-        "description": task.description,
-        "metric": task.metric,
-        "lower_is_better": task.lower,
-        "split": "test" if "test" in task.splits else "valid",
-        "metrics": {split: dict(nan) for split in task.splits},
-        "baselines": task.baselines,
-        "verdict": "diverged",
-        "reason": reason,
-        "steps": config.steps,
-        "params": sum(x.size for x in jax.tree.leaves(model)),
-        "config": config.to_dict(),
-        "history": history,
-    }
+    metrics = {split: dict(nan) for split in task.splits}
+    history = [] if run_dir is None else _files.read_metrics(run_dir)
+    result = _train.record(config, task, model, metrics, "diverged")
+    return result | {"reason": reason, "history": history}
 
 
 def seeds_table(results: Sequence[dict]) -> str:

@@ -272,26 +272,28 @@ def verdict(task, metrics: dict[str, float], baselines: dict, count: int) -> str
     return "beats " + ", ".join(b for b, v in baselines.items() if name in v)
 
 
-def summarize(config: RunConfig, task, model: Model, evaluate: Callable) -> dict:
-    """Metrics on every split, the baselines, and the verdict on the last split."""
-    metrics = {split: evaluate(model, split) for split in task.splits}
-    final = "test" if "test" in metrics else "valid"
+def record(config: RunConfig, task, model: Model, metrics: dict, verdict: str) -> dict:
+    """A run's result: what was trained, its metrics, the baselines, the verdict."""
     return {
         "task": config.task,
         "cell": config.cell,
         "description": task.description,
         "metric": task.metric,
         "lower_is_better": task.lower,
-        "split": final,
+        "split": "test" if "test" in task.splits else "valid",
         "metrics": metrics,
         "baselines": task.baselines,
-        "verdict": verdict(
-            task,
-            metrics[final],
-            task.baselines[final],
-            task.splits[final].xs.shape[0],
-        ),
+        "verdict": verdict,
         "steps": config.steps,
         "params": sum(x.size for x in jax.tree.leaves(model)),
         "config": config.to_dict(),
     }
+
+
+def summarize(config: RunConfig, task, model: Model, evaluate: Callable) -> dict:
+    """Metrics on every split, the baselines, and the verdict on the last split."""
+    metrics = {split: evaluate(model, split) for split in task.splits}
+    final = "test" if "test" in metrics else "valid"
+    count = task.splits[final].xs.shape[0]
+    judged = verdict(task, metrics[final], task.baselines[final], count)
+    return record(config, task, model, metrics, judged)
