@@ -22,7 +22,7 @@ import optax
 
 import jaxrnn
 from jaxrnn import bench, runs
-from jaxrnn.runs import _config, _report
+from jaxrnn.runs import _config, _files, _report
 from jaxrnn.tasks import MissingExtraError
 
 
@@ -111,19 +111,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         _print_result(result)
         plotted = (
-            "loss.png" if _have_plot() else "no loss.png: pip install 'jaxrnn[plot]'"
+            "loss.png"
+            if _files.have_matplotlib()
+            else "no loss.png: pip install 'jaxrnn[plot]'"
         )
         print(
             f"\nrun directory: {run_dir} (config.json, metrics.jsonl, "
             f"checkpoint.npz, result.json, {plotted})"
         )
     return 0
-
-
-def _have_plot() -> bool:
-    from jaxrnn.runs import _files
-
-    return _files.have_matplotlib()
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

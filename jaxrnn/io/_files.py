@@ -21,7 +21,7 @@ import json
 import os
 import tempfile
 import zipfile
-from typing import Any
+from typing import Any, BinaryIO, Callable
 
 import jax
 import jax.numpy as jnp
@@ -113,19 +113,37 @@ def save(path: str | os.PathLike, tree: Any, *, metadata: dict | None = None) ->
         arrays.append(raw)
         entries.append(entry)
     manifest = {"format": FORMAT, "leaves": entries, "metadata": json.loads(meta_text)}
+
+    def write(file):
+        with zipfile.ZipFile(file, "w", zipfile.ZIP_STORED) as archive:
+            archive.writestr(_MANIFEST, json.dumps(manifest, indent=1))
+            for index, raw in enumerate(arrays):
+                buffer = io.BytesIO()
+                np.save(buffer, raw, allow_pickle=False)
+                archive.writestr(f"{index:06d}.npy", buffer.getvalue())
+
+    write_atomically(path, write)
+
+
+def write_atomically(path: str, write: Callable[[BinaryIO], None]) -> None:
+    """Write a whole file so that a crash leaves the old file or the new one.
+
+    `write(file)` fills a temporary file in the same folder, which is flushed
+    to disk, given the mode a new file gets, and renamed over `path`
+    (`os.replace` is atomic); then the rename itself is made durable.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
     handle, temporary = tempfile.mkstemp(
         prefix=".tmp-", suffix="-" + os.path.basename(path), dir=folder
     )
     try:
         with os.fdopen(handle, "wb") as file:
-            with zipfile.ZipFile(file, "w", zipfile.ZIP_STORED) as archive:
-                archive.writestr(_MANIFEST, json.dumps(manifest, indent=1))
-                for index, raw in enumerate(arrays):
-                    buffer = io.BytesIO()
-                    np.save(buffer, raw, allow_pickle=False)
-                    archive.writestr(f"{index:06d}.npy", buffer.getvalue())
+            write(file)
             file.flush()
             os.fsync(file.fileno())
+        umask = os.umask(0)  # mkstemp makes 0600; give the usual mode
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):

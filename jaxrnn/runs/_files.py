@@ -27,6 +27,7 @@ import jax
 import optax
 
 import jaxrnn
+from jaxrnn.io._files import write_atomically
 
 CONFIG, METRICS, CHECKPOINT, RESULT, PLOT = (
     "config.json",
@@ -57,29 +58,8 @@ def environment() -> dict[str, Any]:
 
 def write_atomic(path: str, data: bytes | str) -> None:
     """Write a whole file through a temporary file and a rename."""
-    folder = os.path.dirname(os.path.abspath(path))
     raw = data.encode("utf-8") if isinstance(data, str) else data
-    fd, temp = tempfile.mkstemp(
-        dir=folder, prefix=".tmp-", suffix=os.path.basename(path)
-    )
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(raw)
-            f.flush()
-            os.fsync(f.fileno())
-        _readable(temp)
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.remove(temp)
-        raise
-
-
-def _readable(path: str) -> None:
-    """Give a temporary file the mode a new file gets (mkstemp makes it 0600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
+    write_atomically(path, lambda f: f.write(raw))
 
 
 def _json(value: Any) -> str:
@@ -227,15 +207,8 @@ def plot_curves(
         axis.legend(fontsize="small", ncol=2 if len(curves) > 4 else 1)
     fig.suptitle(title)
     fig.tight_layout()
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, temp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".png")
-    os.close(fd)
     try:
-        fig.savefig(temp, dpi=90)
-        _readable(temp)
-        os.replace(temp, path)
+        write_atomically(path, lambda f: fig.savefig(f, format="png", dpi=90))
     finally:
         plt.close(fig)
-        if os.path.exists(temp):
-            os.remove(temp)
     return True
