@@ -6,10 +6,12 @@ The reference cells (`rnn_step`, `lstm_step`, `gru_step`, and the variants
 `unroll` runs them over a sequence; `init_layer` / `apply_layer` give the
 stacked, bidirectional, variable-length layer of `torch.nn.LSTM`, with
 learned initial states, resets, recurrent dropout and zoneout on top.
-Training lives in `jaxrnn.train`, tasks in `jaxrnn.tasks`, and exact
+Training lives in `jaxrnn.train`, tasks in `jaxrnn.tasks`, gradient and
+gate diagnostics in `jaxrnn.diagnostics`, and exact
 converters to and from PyTorch, Flax, Keras and Equinox in `jaxrnn.interop`.
 """
 
+from jaxrnn import diagnostics as diagnostics
 from jaxrnn import interop as interop
 from jaxrnn import io as io
 from jaxrnn import tasks as tasks
@@ -73,6 +75,7 @@ __all__ = [
     "ReadoutParams",
     "apply_layer",
     "cifg_lstm_step",
+    "diagnostics",
     "gru_step",
     "init_cifg_lstm",
     "init_gru",

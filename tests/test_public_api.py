@@ -16,6 +16,7 @@ import jaxrnn
         "jaxrnn.runs",
         "jaxrnn.interop",
         "jaxrnn.io",
+        "jaxrnn.diagnostics",
     ],
 )
 def test_all_names_import(module):
