@@ -236,3 +236,31 @@ def test_verdicts_need_a_real_margin():
     chance = {"uniform": {"accuracy": 0.1}}
     assert _train.verdict(digits, {"accuracy": 0.122}, chance, 360).startswith("does")
     assert _train.verdict(digits, {"accuracy": 0.2}, chance, 360) == "beats uniform"
+
+
+def test_plots_leave_the_matplotlib_backend_alone(tmp_path):
+    """Writing loss.png or a benchmark chart must not switch a notebook's
+    backend (inline plots would stop showing) or leave figures open."""
+    matplotlib = pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+
+    from jaxrnn.bench import _report
+
+    previous = matplotlib.get_backend()
+    matplotlib.use("svg")
+    try:
+        open_figures = plt.get_fignums()
+        rows = [{"split": "train", "step": 1, "loss": 1.0}]
+        rows.append({"split": "valid", "step": 1, "mse": 0.5})
+        assert _files.plot_curves(
+            str(tmp_path / "a.png"), {"lstm": rows}, "mse", {}, "title"
+        )
+        line = {"cell": "lstm", "B": 1, "T": 2, "D": 3, "H": 3, "status": "ok"}
+        lines = [{**line, "measure": "forward", "impl": "torch", "median_ms": 1.0}]
+        assert _report.chart(lines, tmp_path / "b.png")
+        assert (tmp_path / "a.png").stat().st_size > 0
+        assert (tmp_path / "b.png").stat().st_size > 0
+        assert matplotlib.get_backend() == "svg"
+        assert plt.get_fignums() == open_figures
+    finally:
+        matplotlib.use(previous)

@@ -155,10 +155,10 @@ def chart(lines: list[dict], path: str | os.PathLike) -> bool:
     the fused path where torch was not run), grouped by problem, one panel
     per measure. Returns False when matplotlib is not installed."""
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        # A Figure without pyplot: no backend is switched (a notebook's inline
+        # plots keep working) and nothing global is left open.
+        from matplotlib.figure import Figure
+        from matplotlib.patches import Rectangle
         from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter
     except ImportError:
         return False
@@ -171,12 +171,8 @@ def chart(lines: list[dict], path: str | os.PathLike) -> bool:
     )
     colors = {c: f"C{i % 10}" for i, c in enumerate(columns)}
     groups = max(len(problems[m]) for m in measures)
-    fig, axes = plt.subplots(
-        1,
-        len(measures),
-        figsize=(6.5 * len(measures), 1.2 + 0.55 * groups * len(columns) / 3),
-        squeeze=False,
-    )
+    fig = Figure(figsize=(6.5 * len(measures), 1.2 + 0.55 * groups * len(columns) / 3))
+    axes = fig.subplots(1, len(measures), squeeze=False)
     for ax, measure in zip(axes[0], measures):
         ticks, labels = [], []
         y = 0.0
@@ -202,7 +198,7 @@ def chart(lines: list[dict], path: str | os.PathLike) -> bool:
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("time relative to torch fp32 (lower is faster)")
         ax.set_title(f"{measure}\n{header(lines)}", fontsize=8)
-    handles = [plt.Rectangle((0, 0), 1, 1, color=colors[c]) for c in columns]
+    handles = [Rectangle((0, 0), 1, 1, color=colors[c]) for c in columns]
     fig.legend(
         handles,
         columns,
@@ -213,5 +209,4 @@ def chart(lines: list[dict], path: str | os.PathLike) -> bool:
     )
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return True

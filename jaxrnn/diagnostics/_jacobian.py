@@ -115,12 +115,12 @@ def _matrix(fn: str, w: Any, square: bool = True) -> jax.Array:
 def spectral_norm(w: Any) -> jax.Array:
     """The largest singular value of a matrix, or of each in a stack [..., M, N].
 
-        It bounds how much one multiplication by w can stretch a vector.
+    It bounds how much one multiplication by w can stretch a vector.
 
-        Example:
-            >>> import jax.numpy as jnp
-            >>> float(spectral_norm(jnp.array([[3.0, 0.0], [0.0, -4.0]])))
-            4.0
+    Example:
+        >>> import jax.numpy as jnp
+        >>> float(spectral_norm(jnp.array([[3.0, 0.0], [0.0, -4.0]])))
+        4.0
     """
     w = _matrix("spectral_norm", w, square=False)
     return jnp.linalg.svd(w, compute_uv=False)[..., 0]
@@ -129,15 +129,15 @@ def spectral_norm(w: Any) -> jax.Array:
 def spectral_radius(w: Any) -> jax.Array:
     """max |eigenvalue| of a square matrix (or of each in a stack [..., H, H]).
 
-        It sets the growth of w^k for large k: ||w^k||^(1/k) -> radius. The
-        eigenvalues of a general matrix are computed on the CPU (XLA has no
-        eigensolver for them on GPU or TPU), so call it on concrete weights,
-        outside `jit`, whichever device holds them.
+    It sets the growth of w^k for large k: ||w^k||^(1/k) -> radius. The
+    eigenvalues of a general matrix are computed on the CPU (XLA has no
+    eigensolver for them on GPU or TPU), so call it on concrete weights,
+    outside `jit`, whichever device holds them.
 
-        Example:
-            >>> import jax.numpy as jnp
-            >>> float(spectral_radius(jnp.array([[0.0, 2.0], [-2.0, 0.0]])))
-            2.0
+    Example:
+        >>> import jax.numpy as jnp
+        >>> float(spectral_radius(jnp.array([[0.0, 2.0], [-2.0, 0.0]])))
+        2.0
     """
     w = _matrix("spectral_radius", w)
     try:

@@ -161,12 +161,12 @@ def plot_curves(
     """
     if not have_matplotlib():
         return False
-    import matplotlib
+    # A Figure without pyplot: no backend is switched and no global state is
+    # touched, so a notebook's inline plots keep working.
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    fig = Figure(figsize=(11, 4))
+    left, right = fig.subplots(1, 2)
     # One colour per cell; the seeds of a cell ("lstm-seed1") differ in style.
     cells = list(dict.fromkeys(label.split("-seed")[0] for label in curves))
     styles = ["-", "--", ":", "-."]
@@ -207,8 +207,5 @@ def plot_curves(
         axis.legend(fontsize="small", ncol=2 if len(curves) > 4 else 1)
     fig.suptitle(title)
     fig.tight_layout()
-    try:
-        write_atomically(path, lambda f: fig.savefig(f, format="png", dpi=90))
-    finally:
-        plt.close(fig)
+    write_atomically(path, lambda f: fig.savefig(f, format="png", dpi=90))
     return True
