@@ -323,3 +323,25 @@ def test_errors_name_what_was_expected(getkey):
         dg.clip_trace(jnp.sum, xs, xs, optax.sgd(0.1), max_norm=0.0)
     with pytest.raises(ValueError, match="share one leading steps axis"):
         dg.clip_trace(lambda p, b: jnp.sum(p), xs, (xs, xs[:2]), optax.sgd(0.1))
+
+
+def test_span_jacobian_is_the_jacobian_of_the_span(getkey):
+    with x64():
+        _, step, carry = _cell("gru", getkey())
+        xs = jax.random.normal(getkey(), (T, D), jnp.float64)
+        jac = dg.transition_jacobians(step, carry, xs).jacobians
+        states = [carry]
+        for t in range(T):
+            states.append(step(states[-1], xs[t])[0])
+        for start, stop in [(0, T), (2, 5), (3, 3), (T - 1, T)]:
+
+            def span(s, start=start, stop=stop):
+                return jax.lax.scan(step, s, xs[start:stop])[0]
+
+            expected = jax.jacfwd(span)(states[start])
+            got = dg.span_jacobian(jac, start, stop)
+            np.testing.assert_allclose(got, expected, atol=1e-12)
+        with pytest.raises(ValueError, match=r"stop must be an int in \[0, T = 7\]"):
+            dg.span_jacobian(jac, 0, T + 1)
+        with pytest.raises(ValueError, match="start must be <= stop"):
+            dg.span_jacobian(jac, 4, 2)

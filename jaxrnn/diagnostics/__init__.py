@@ -19,6 +19,7 @@ from jaxrnn.diagnostics._jacobian import derivative_bound as derivative_bound
 from jaxrnn.diagnostics._jacobian import (
     rescale_spectral_radius as rescale_spectral_radius,
 )
+from jaxrnn.diagnostics._jacobian import span_jacobian as span_jacobian
 from jaxrnn.diagnostics._jacobian import spectral_norm as spectral_norm
 from jaxrnn.diagnostics._jacobian import spectral_radius as spectral_radius
 from jaxrnn.diagnostics._jacobian import transition_jacobians as transition_jacobians
@@ -36,6 +37,7 @@ __all__ = [
     "gru_gates",
     "lstm_gates",
     "rescale_spectral_radius",
+    "span_jacobian",
     "spectral_norm",
     "spectral_radius",
     "state_gradients",

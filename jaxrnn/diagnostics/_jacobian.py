@@ -37,7 +37,7 @@ class TransitionJacobians(NamedTuple):
         to_end: [T], ||ds_T/ds_{t+1}||, the spectral norm of the product of
             the Jacobians of the T-1-t steps after t (to_end[T-1] = 1): how
             much a gradient at the end can grow or shrink on its way back
-            to step t.
+            to step t. `span_jacobian` gives the product over any span.
     """
 
     jacobians: jax.Array
@@ -92,6 +92,40 @@ def transition_jacobians(
     return TransitionJacobians(
         jacobians, spectral_norm(jacobians), spectral_norm(products)
     )
+
+
+def span_jacobian(jacobians: Any, start: int, stop: int) -> jax.Array:
+    """ds_stop/ds_start, the product of the Jacobians of steps start..stop-1.
+
+    With `jacobians` from `transition_jacobians` (jacobians[t] = ds_{t+1}/ds_t,
+    s_0 the initial state), this is jacobians[stop-1] @ ... @ jacobians[start]
+    for 0 <= start <= stop <= T; the identity when start == stop. Its
+    `spectral_norm` is how much a gradient can grow or shrink over that span.
+
+    Example:
+        >>> import functools, jax, jax.numpy as jnp
+        >>> p = init_rnn(jax.random.key(0), 2, 3)
+        >>> jac = transition_jacobians(functools.partial(rnn_step, p),
+        ...                            jnp.zeros(3), jnp.ones((6, 2))).jacobians
+        >>> span_jacobian(jac, 1, 4).shape
+        (3, 3)
+    """
+    fn = "span_jacobian"
+    jacobians = _checks.float_array(fn, "jacobians", jacobians, ndim=3)
+    steps = jacobians.shape[0]
+    for name, value in (("start", start), ("stop", stop)):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or not 0 <= value <= steps
+        ):
+            _checks.fail(fn, name, f"must be an int in [0, T = {steps}]", repr(value))
+    if start > stop:
+        _checks.fail(fn, "start", f"must be <= stop = {stop}", repr(start))
+    product = jnp.eye(jacobians.shape[-1], dtype=jacobians.dtype)
+    for t in range(start, stop):
+        product = jacobians[t] @ product
+    return product
 
 
 def _matrix(fn: str, w: Any, square: bool = True) -> jax.Array:
