@@ -313,6 +313,10 @@ def test_errors_name_what_was_expected(getkey):
         dg.lstm_gates(p, xs)
     with pytest.raises(ValueError, match=r"xs must have shape \[T, D\]"):
         dg.lstm_gates(lstm, jnp.ones((T, D + 1)))
+    with pytest.raises(ValueError, match=r"carry must have shape \[H\]"):
+        dg.lstm_gates(lstm, xs, jaxrnn.LSTMCarry(jnp.zeros((2, H)), jnp.zeros((2, H))))
+    with pytest.raises(ValueError, match=r"carry must have shape \[H\]"):
+        dg.gru_gates(jaxrnn.init_gru(getkey(), D, H), xs, jnp.zeros(H + 1))
     with pytest.raises(TypeError, match="gates must be LSTMGates or GRUGates"):
         dg.gate_statistics({"f": xs})
     with pytest.raises(ValueError, match="margin must be below 0.5"):

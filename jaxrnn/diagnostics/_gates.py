@@ -90,6 +90,15 @@ def _inputs(fn: str, params: Any, kind: type, xs: Any) -> jax.Array:
     return xs
 
 
+def _state(fn: str, a: Any, size: int, dtype: Any) -> jax.Array:
+    a = _checks.float_array(fn, "carry", a)
+    _checks.shape(
+        fn, "carry", a, (size,), "[H]", "Gates run one sequence; vmap for a batch."
+    )
+    _checks.same_dtype(fn, "carry", a, dtype, "params")
+    return a
+
+
 def lstm_gates(params: LSTMParams, xs: Any, carry: Any = None) -> LSTMGates:
     """The LSTM's gates and states at every step of one sequence.
 
@@ -112,6 +121,7 @@ def lstm_gates(params: LSTMParams, xs: Any, carry: Any = None) -> LSTMGates:
     size = params.w_hh.shape[1]
     if carry is None:
         carry = LSTMCarry(*(jnp.zeros(size, xs.dtype),) * 2)
+    carry = LSTMCarry(*(_state("lstm_gates", a, size, xs.dtype) for a in carry))
 
     def body(state, x):
         h, c = state
@@ -152,6 +162,7 @@ def gru_gates(params: GRUParams, xs: Any, carry: Any = None) -> GRUGates:
     xs = _inputs("gru_gates", params, GRUParams, xs)
     if carry is None:
         carry = jnp.zeros(params.w_hh.shape[1], xs.dtype)
+    carry = _state("gru_gates", carry, params.w_hh.shape[1], xs.dtype)
 
     def body(h, x):
         x_r, x_z, x_n = jnp.split(params.w_ih @ x, 3)
