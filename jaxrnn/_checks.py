@@ -103,6 +103,13 @@ def shape(
         )
 
 
+def instance(fn: str, arg: str, value: Any, kind: type, what: str, hint: str = ""):
+    """Require isinstance(value, kind); `what` names the kind in the message."""
+    if not isinstance(value, kind):
+        fail(fn, arg, f"must be {what}", describe(value), hint, kind=TypeError)
+    return value
+
+
 def positive_int(fn: str, arg: str, value: Any) -> int:
     """A Python int >= 1 (bools are refused)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):

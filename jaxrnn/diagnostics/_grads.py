@@ -200,15 +200,14 @@ def clip_trace(
     fn = "clip_trace"
     if not callable(loss_fn):
         _checks.fail(fn, "loss_fn", "must be callable", repr(loss_fn), kind=TypeError)
-    if not isinstance(optimizer, optax.GradientTransformation):
-        _checks.fail(
-            fn,
-            "optimizer",
-            "must be an optax.GradientTransformation",
-            _checks.describe(optimizer),
-            "For example optax.sgd(0.1).",
-            kind=TypeError,
-        )
+    _checks.instance(
+        fn,
+        "optimizer",
+        optimizer,
+        optax.GradientTransformation,
+        "an optax.GradientTransformation",
+        "For example optax.sgd(0.1).",
+    )
     if max_norm is not None:
         max_norm = _checks.positive_float(fn, "max_norm", max_norm)
     leaves = jax.tree.leaves(batches)

@@ -141,15 +141,14 @@ def make_train_step(
         (2.0, 2.8284)
     """
     fn = "make_train_step"
-    if not isinstance(optimizer, optax.GradientTransformation):
-        _checks.fail(
-            fn,
-            "optimizer",
-            "must be an optax.GradientTransformation",
-            _checks.describe(optimizer),
-            "Build one with make_optimizer(...).",
-            kind=TypeError,
-        )
+    _checks.instance(
+        fn,
+        "optimizer",
+        optimizer,
+        optax.GradientTransformation,
+        "an optax.GradientTransformation",
+        "Build one with make_optimizer(...).",
+    )
     if not callable(loss_fn):
         _checks.fail(fn, "loss_fn", "must be callable", repr(loss_fn), kind=TypeError)
     grad_fn = jax.value_and_grad(loss_fn, has_aux=has_aux)
