@@ -35,6 +35,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jaxrnn import _pallas
 from jaxrnn._lstm import LSTMCarry
 
 CELLS = ("rnn", "lstm", "gru")
@@ -211,7 +212,14 @@ def hoists(seq_len: int, batch: int, width: int, dtype: Any) -> bool:
     return seq_len * batch * width * jnp.dtype(dtype).itemsize <= HOIST_BYTES
 
 
-def _forward(cell, w_ih, w_hh, b, extra, carry, xs, mask, unroll, save):
+def _loop(loop, body, carry, inputs, *, reverse=False, unroll=1):
+    """The time loop: `lax.scan`, or the same loop as one Pallas kernel."""
+    if loop == "pallas" and jax.tree.leaves(inputs)[0].shape[0] > 0:
+        return _pallas.scan(body, carry, inputs, reverse=reverse)
+    return jax.lax.scan(body, carry, inputs, reverse=reverse, unroll=unroll)
+
+
+def _forward(cell, w_ih, w_hh, b, extra, carry, xs, mask, unroll, save, loop):
     """Run the recurrence; return (carry, ys, saved, carries_before)."""
     hoist = hoists(xs.shape[0], xs.shape[1], w_ih.shape[0], xs.dtype)
     # The bias is added inside the loop: fused into the dot of the input
@@ -239,7 +247,7 @@ def _forward(cell, w_ih, w_hh, b, extra, carry, xs, mask, unroll, save):
             return held, (saved, held)
         return held, new[0] if m is None else jnp.where(m[:, None], new[0], 0)
 
-    final, out = jax.lax.scan(body, carry, (xw, mask), unroll=unroll)
+    final, out = _loop(loop, body, carry, (xw, mask), unroll=unroll)
     if not save:
         return final, out
     saved, after = out
@@ -256,7 +264,7 @@ def _shift(carry, after):
 
 
 def _backward(
-    cell, w_ih, w_hh, extra, xs, mask, saved, after, carry, dcarry, dys, unroll
+    cell, w_ih, w_hh, extra, xs, mask, saved, after, carry, dcarry, dys, unroll, loop
 ):
     before = _shift(carry, after)
 
@@ -271,9 +279,8 @@ def _backward(
             dhw = jnp.where(keep, dhw, 0)
         return dprev, (dxw, dhw) if cell.split_recurrent else (dxw,)
 
-    dcarry0, grads = jax.lax.scan(
-        body, dcarry, (saved, before, after, dys, mask), reverse=True, unroll=unroll
-    )
+    inputs = (saved, before, after, dys, mask)
+    dcarry0, grads = _loop(loop, body, dcarry, inputs, reverse=True, unroll=unroll)
     dxw = grads[0]
     dhw = grads[-1]
     dw_ih = _tmm(dxw, xs)
@@ -283,27 +290,27 @@ def _backward(
     return dcarry0, dxs, dw_ih, dw_hh, db, dhw
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
-def _sequence(name, activation, unroll, params, carry, xs, mask):
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3))
+def _sequence(name, activation, unroll, loop, params, carry, xs, mask):
     cell = _cell(name, activation)
     extra = getattr(params, "b_hn", None)
-    return _forward(
-        cell, params.w_ih, params.w_hh, params.b, extra, carry, xs, mask, unroll, False
-    )
+    w_ih, w_hh, b = params.w_ih, params.w_hh, params.b
+    return _forward(cell, w_ih, w_hh, b, extra, carry, xs, mask, unroll, False, loop)
 
 
-def _sequence_fwd(name, activation, unroll, params, carry, xs, mask):
+def _sequence_fwd(name, activation, unroll, loop, params, carry, xs, mask):
     cell = _cell(name, activation)
     extra = getattr(params, "b_hn", None)
+    w_ih, w_hh, b = params.w_ih, params.w_hh, params.b
     final, ys, saved, after = _forward(
-        cell, params.w_ih, params.w_hh, params.b, extra, carry, xs, mask, unroll, True
+        cell, w_ih, w_hh, b, extra, carry, xs, mask, unroll, True, loop
     )
     # Kept for the backward pass: the gates, and the carry after every step
     # (the carry before each step is the one after the step before).
     return (final, ys), (params, xs, mask, saved, after, carry)
 
 
-def _sequence_bwd(name, activation, unroll, residuals, cotangents):
+def _sequence_bwd(name, activation, unroll, loop, residuals, cotangents):
     params, xs, mask, saved, after, carry = residuals
     dfinal, dys = cotangents
     cell = _cell(name, activation)
@@ -321,6 +328,7 @@ def _sequence_bwd(name, activation, unroll, residuals, cotangents):
         dfinal,
         dys,
         unroll,
+        loop,
     )
     grads = {"w_ih": dw_ih, "w_hh": dw_hh, "b": None if params.b is None else db}
     if name == "gru":
@@ -358,6 +366,7 @@ def run(
     *,
     reverse: bool,
     unroll: int = 1,
+    loop: str = "scan",
 ) -> tuple[Any, jax.Array]:
     """One direction of one layer over a batch: the reference's vmapped
     `unroll`, fast.
@@ -372,6 +381,9 @@ def run(
         mask: bool [B, T] or None; where False the carry is held and y = 0.
         reverse: run from t = T-1 down to 0 (outputs stay aligned with xs).
         unroll: the scan's unroll factor.
+        loop: "scan" runs both time loops (forward, and backward in the VJP)
+            with `lax.scan`; "pallas" runs each as one Pallas kernel
+            (`jaxrnn._pallas.scan`), in interpret mode on a CPU.
 
     Returns:
         (final carry, ys [B, T, H]) in the reference's layout.
@@ -383,7 +395,7 @@ def run(
     if reverse:
         xs_t = xs_t[::-1]
         mask_t = None if mask_t is None else mask_t[::-1]
-    final, ys = _sequence(name, activation, unroll, params, inner, xs_t, mask_t)
+    final, ys = _sequence(name, activation, unroll, loop, params, inner, xs_t, mask_t)
     if reverse:
         ys = ys[::-1]
     final = LSTMCarry(*final) if lstm else final[0]

@@ -23,6 +23,8 @@ from jaxrnn import _cells, _checks, _fused, _unroll
 from jaxrnn._layer_params import LayerParams, State, initial_carry, structure
 from jaxrnn._lstm import LSTMCarry
 
+IMPLS = ("auto", "scan", "fused", "pallas")
+
 
 def _rate(fn: str, arg: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
@@ -172,7 +174,13 @@ def apply_layer(
             rnn (tanh, sigmoid, relu), lstm and gru cells with every option
             except reset, recurrent_dropout, zoneout, checkpoint and
             matmul_dtype; "fused" with one of those is an error. "auto", the
-            default, is "fused" wherever it applies, else "scan".
+            default, is "fused" wherever it applies, else "scan". "pallas" is
+            the fused path with each time loop (forward, and the backward
+            recurrence of its VJP) run as one Pallas kernel that keeps the
+            weights and the carry on chip across all T steps
+            (`jaxrnn._pallas`); it covers what "fused" covers. On a CPU it
+            runs in Pallas' interpret mode, which is how it is tested; it
+            has not been run on a GPU yet, so "auto" never picks it.
 
     Returns:
         (ys, final_state): outputs of the last layer [B, T, F], where F is
@@ -227,8 +235,8 @@ def apply_layer(
             "Both act on the outputs of every step.",
         )
     state = initial_carry(fn, params, spec, initial_state, batch_size)
-    if impl not in ("auto", "scan", "fused"):
-        _checks.fail(fn, "impl", "must be one of ('auto', 'scan', 'fused')", repr(impl))
+    if impl not in IMPLS:
+        _checks.fail(fn, "impl", f"must be one of {IMPLS}", repr(impl))
     rate = _rate(fn, "dropout", dropout)
     recurrent_rate = _rate(fn, "recurrent_dropout", recurrent_dropout)
     zone_rates = _zoneout_rates(fn, zoneout, spec)
@@ -261,11 +269,11 @@ def apply_layer(
         checkpoint=checkpoint is not None,
         matmul_dtype=matmul_dtype is not None,
     )
-    if impl == "fused" and why_not:
+    if impl in ("fused", "pallas") and why_not:
         _checks.fail(
             fn,
             "impl",
-            f"must be 'auto' or 'scan' with {why_not} (the fused path lacks it)",
+            f"must be 'auto' or 'scan' with {why_not} (the {impl} path lacks it)",
             repr(impl),
         )
     fused = impl != "scan" and not why_not
@@ -343,6 +351,7 @@ def apply_layer(
                     mask,
                     reverse=direction == 1,
                     unroll=unroll,
+                    loop="pallas" if impl == "pallas" else "scan",
                 )
                 finals.append(final)
                 outputs.append(ys if sequences else _hidden(final))

@@ -1,0 +1,169 @@
+"""A persistent recurrent kernel in Pallas: the whole time loop in one launch.
+
+`scan(body, carry, xs)` is `jax.lax.scan` over time-major inputs [T, B, ...],
+run as one `pallas_call`. Each program of the kernel takes a tile of the
+batch, loads the loop's constants (the recurrent weights) once, keeps the
+carry on chip across all T steps, and writes every step's outputs:
+
+    for each batch tile b (the grid):
+        consts = load(weights)                      once per launch
+        carry = load(carry[b])
+        for t in 0 .. T-1 (or T-1 .. 0):            inside the kernel
+            carry, y_t = body(carry, xs[t, b])
+            ys[t, b] = y_t
+        final[b] = carry
+
+The body is traced once, at the tile's shapes, into a jaxpr; its constants
+(the weights it closes over) become inputs of the kernel, so any step
+function of `jaxrnn._fused` runs unchanged, forward and backward. The fused
+path's `jax.custom_vjp` is reused as it is: its forward recurrence and its
+reverse-time backward recurrence both become kernels, and the weight
+gradients stay one large matmul over all T outside them.
+
+On a CPU, Pallas runs kernels in interpret mode (as XLA operations), which
+is how the tests check them. On a GPU, `pallas_call` compiles the kernel;
+that path has not been run or timed in this project yet, so `impl="auto"`
+never chooses it (see `apply_layer`'s `impl`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+from jax.experimental import pallas as pl
+
+
+def _blocks(leaves, tile, batch_axis):
+    """BlockSpecs that take a tile of the batch axis and all of the rest."""
+    specs = []
+    for a in leaves:
+        shape = list(a.shape)
+        shape[batch_axis] = tile
+
+        def index(i, ndim=a.ndim):
+            return tuple(i if k == batch_axis else 0 for k in range(ndim))
+
+        specs.append(pl.BlockSpec(tuple(shape), index))
+    return specs
+
+
+def _whole(leaves):
+    return [pl.BlockSpec(a.shape, lambda i, ndim=a.ndim: (0,) * ndim) for a in leaves]
+
+
+def scan(
+    body: Callable[[Any, Any], tuple[Any, Any]],
+    carry: Any,
+    xs: Any,
+    *,
+    reverse: bool = False,
+    tile: int | None = None,
+    interpret: bool | None = None,
+) -> tuple[Any, Any]:
+    """`jax.lax.scan(body, carry, xs, reverse=reverse)` as one Pallas kernel.
+
+    Args:
+        body: `(carry, x_t) -> (carry, y_t)`, on a batch block: every carry
+            leaf is [B, ...] and every leaf of x_t and y_t is [B, ...].
+        carry: the initial carry, leaves [B, ...].
+        xs: the inputs, leaves [T, B, ...] (None leaves are allowed).
+        reverse: run t = T-1 down to 0; outputs stay aligned with xs.
+        tile: the batch rows per program (default: all of B). B is padded to
+            a multiple of it and the padding dropped afterwards.
+        interpret: run in Pallas' interpret mode; default True on a CPU,
+            where no other mode exists.
+
+    Returns:
+        (final carry, ys), as `lax.scan` returns them.
+    """
+    carry_leaves, carry_tree = jax.tree.flatten(carry)
+    x_leaves, x_tree = jax.tree.flatten(xs)
+    steps, batch = x_leaves[0].shape[:2]
+    tile = batch if tile is None else min(int(tile), batch)
+    padded = -(-batch // tile) * tile
+    if interpret is None:
+        interpret = jax.default_backend() == "cpu"
+
+    def pad(a, axis):
+        if padded == batch:
+            return a
+        widths = [(0, 0)] * a.ndim
+        widths[axis] = (0, padded - batch)
+        return jnp.pad(a, widths)
+
+    carry_leaves = [pad(a, 0) for a in carry_leaves]
+    x_leaves = [pad(a, 1) for a in x_leaves]
+
+    # Trace the body once at the tile's shapes; what it closes over (the
+    # weights) comes out as the jaxpr's constants, which the kernel loads.
+    def spec(a, drop_time=False):
+        shape = a.shape[1:] if drop_time else a.shape
+        return jax.ShapeDtypeStruct((tile, *shape[1:]), a.dtype)
+
+    def flat_body(c_leaves, x_t_leaves):
+        c, x_t = carry_tree.unflatten(c_leaves), x_tree.unflatten(x_t_leaves)
+        new, y = body(c, x_t)
+        return jax.tree.leaves(new), jax.tree.flatten(y)
+
+    traced = {}
+
+    def leaves_only(c_leaves, x_t_leaves):
+        new, (y_leaves, y_tree) = flat_body(c_leaves, x_t_leaves)
+        traced["y_tree"] = y_tree
+        return new, y_leaves
+
+    closed = jax.make_jaxpr(leaves_only)(
+        [spec(a) for a in carry_leaves], [spec(a, drop_time=True) for a in x_leaves]
+    )
+    y_tree = traced["y_tree"]
+    consts = [jnp.asarray(c) for c in closed.consts]
+    consts = [c.reshape(1) if c.ndim == 0 else c for c in consts]
+    scalar = [c.ndim == 0 for c in closed.consts]
+    n_carry = len(carry_leaves)
+    y_avals = closed.out_avals[n_carry:]
+
+    def kernel(*refs):
+        k = 0
+        const_refs = refs[k : k + len(consts)]
+        k += len(consts)
+        carry_refs = refs[k : k + n_carry]
+        k += n_carry
+        x_refs = refs[k : k + len(x_leaves)]
+        k += len(x_leaves)
+        final_refs = refs[k : k + n_carry]
+        y_refs = refs[k + n_carry :]
+        values = [r[0] if s else r[...] for r, s in zip(const_refs, scalar)]
+
+        def step(i, c):
+            t = steps - 1 - i if reverse else i
+            outs = jax.core.eval_jaxpr(
+                closed.jaxpr, values, *c, *[r[t] for r in x_refs]
+            )
+            for r, y in zip(y_refs, outs[n_carry:]):
+                r[t] = y
+            return list(outs[:n_carry])
+
+        final = jax.lax.fori_loop(0, steps, step, [r[...] for r in carry_refs])
+        for r, v in zip(final_refs, final):
+            r[...] = v
+
+    out_shape = [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in carry_leaves]
+    out_shape += [
+        jax.ShapeDtypeStruct((steps, padded, *a.shape[1:]), a.dtype) for a in y_avals
+    ]
+    y_like = [jax.ShapeDtypeStruct(s.shape, s.dtype) for s in out_shape[n_carry:]]
+    outs = pl.pallas_call(
+        kernel,
+        out_shape=out_shape,
+        grid=(padded // tile,),
+        in_specs=_whole(consts)
+        + _blocks(carry_leaves, tile, 0)
+        + _blocks(x_leaves, tile, 1),
+        out_specs=_blocks(carry_leaves, tile, 0) + _blocks(y_like, tile, 1),
+        interpret=interpret,
+    )(*consts, *carry_leaves, *x_leaves)
+    final = [a[:batch] for a in outs[:n_carry]]
+    ys = [a[:, :batch] for a in outs[n_carry:]]
+    return carry_tree.unflatten(final), y_tree.unflatten(ys)
