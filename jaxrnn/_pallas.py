@@ -34,6 +34,17 @@ import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
 
+# A compiled kernel keeps the loop's constants (W_hh, the biases) on chip in
+# every program. Where they exceed this many bytes, the loop runs as
+# `lax.scan` instead: the fused XLA path, the best one without the kernel.
+# The figure is an H100 SM's 228 KiB of shared memory less room for the
+# carry and the gate tiles; it has not been tuned on hardware. W_hh is not
+# tiled over the hidden units, so an LSTM's W_hh (16 H^2 bytes in float32)
+# fits up to about H = 101 and a GRU's to H = 116 (bfloat16: 143 and 165); the
+# larger DeepBench sizes need a kernel that splits the hidden units across
+# programs, which this one does not. Interpret mode (a CPU) has no limit.
+ONCHIP_BYTES = 160 * 2**10
+
 
 def _blocks(leaves, tile, batch_axis):
     """BlockSpecs that take a tile of the batch axis and all of the rest."""
@@ -73,7 +84,8 @@ def scan(
         tile: the batch rows per program (default: all of B). B is padded to
             a multiple of it and the padding dropped afterwards.
         interpret: run in Pallas' interpret mode; default True on a CPU,
-            where no other mode exists.
+            where no other mode exists. Compiled, a loop whose constants
+            exceed ONCHIP_BYTES runs as `lax.scan` instead.
 
     Returns:
         (final carry, ys), as `lax.scan` returns them.
@@ -119,6 +131,8 @@ def scan(
     )
     y_tree = traced["y_tree"]
     consts = [jnp.asarray(c) for c in closed.consts]
+    if not interpret and sum(c.size * c.dtype.itemsize for c in consts) > ONCHIP_BYTES:
+        return jax.lax.scan(body, carry, xs, reverse=reverse)
     consts = [c.reshape(1) if c.ndim == 0 else c for c in consts]
     scalar = [c.ndim == 0 for c in closed.consts]
     n_carry = len(carry_leaves)

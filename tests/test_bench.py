@@ -197,3 +197,17 @@ def test_report_renders_the_last_run_of_a_results_file(tmp_path, capsys):
     assert (tmp_path / "bench.md").read_text().strip() == out.strip()
     assert _cli.main(["bench", "--report", str(tmp_path / "missing.jsonl")]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_pallas_is_timed_on_a_gpu_only_and_builds_everywhere():
+    """On a CPU the kernels run interpreted, so the harness skips them with
+    the reason; the runner itself is built and checked here all the same."""
+    impl = next(i for i in bench.IMPLS if i.key == "jaxrnn-pallas")
+    if jax.default_backend() == "cpu":
+        assert "timed on a GPU" in impl.missing()
+    layer, xs, targets = _run.problem_data(TINY[0])
+    runner = impl.build(layer, xs, targets)
+    runner.prepare("train_step")
+    runner("train_step")
+    reference = jaxrnn.apply_layer(layer, xs, impl="scan")[0]
+    np.testing.assert_allclose(runner.outputs(), reference, atol=1e-5)

@@ -167,3 +167,27 @@ def test_pallas_names_the_option_it_lacks():
         jaxrnn.apply_layer(layer, xs, reset=reset, impl="pallas")
     with pytest.raises(ValueError, match="impl must be one of"):
         jaxrnn.apply_layer(layer, xs, impl="triton")
+
+
+def test_weights_too_large_for_the_chip_fall_back_to_lax_scan(monkeypatch):
+    """Compiled (not interpreted), a loop whose constants exceed
+    ONCHIP_BYTES is a plain lax.scan; interpreted, it is always the kernel."""
+    w = jnp.eye(4) * 0.5
+    carry, xs = jnp.ones((2, 4)), jnp.ones((3, 2, 4))
+
+    def body(h, x):
+        h = jnp.tanh(x + h @ w)
+        return h, h
+
+    def program(interpret):
+        return jax.make_jaxpr(
+            lambda: _pallas.scan(body, carry, xs, interpret=interpret)
+        )()
+
+    monkeypatch.setattr(_pallas, "ONCHIP_BYTES", w.size * w.dtype.itemsize - 1)
+    assert "pallas_call" not in str(program(False))
+    assert "pallas_call" in str(program(True))
+    expected = jax.lax.scan(body, carry, xs)
+    got = _pallas.scan(body, carry, xs, interpret=False)
+    for a, e in zip(jax.tree.leaves(got), jax.tree.leaves(expected)):
+        np.testing.assert_allclose(a, e, atol=1e-6)

@@ -250,6 +250,14 @@ def _gpu_only(missing: Callable[[], str]) -> Callable[[], str]:
     return check
 
 
+def _compiled_pallas() -> str:
+    """The Pallas kernels are timed where they compile: on a CPU they run in
+    interpret mode, as XLA operations, which says nothing about a kernel."""
+    if jax.default_backend() == "cpu":
+        return "Pallas kernels run interpreted on a CPU; they are timed on a GPU"
+    return ""
+
+
 _FLAX = {"lstm": "LSTMCell", "gru": "GRUCell", "rnn": "SimpleCell"}
 
 
@@ -273,6 +281,16 @@ def _registry() -> list[Impl]:
             _jaxrnn("scan"),
         ),
     ]
+    impls.append(
+        Impl(
+            "jaxrnn-pallas",
+            "jaxrnn (pallas)",
+            "jaxrnn pallas",
+            ("lstm", "gru", "rnn"),
+            _compiled_pallas,
+            _jaxrnn("pallas"),
+        )
+    )
     for api, build in (("linen", _flax_linen), ("nnx", _flax_nnx)):
         impls.append(
             Impl(

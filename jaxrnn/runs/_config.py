@@ -6,12 +6,12 @@ import dataclasses
 import math
 from typing import Any
 
-from jaxrnn import _cells
+from jaxrnn import _cells, _layer
 from jaxrnn.tasks import _registry
 
 CELLS = tuple(name for name in _cells.CELLS if name != "proj_lstm")
 ACTIVATIONS = ("tanh", "relu", "sigmoid")
-IMPLS = ("auto", "scan", "fused")
+IMPLS = _layer.IMPLS  # apply_layer's
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 TASKS = tuple(_registry.TASKS)
 
