@@ -14,7 +14,7 @@ import jaxrnn
 from helpers import assert_trees_close
 
 D, H, B = 3, 5, 4
-TOL = {jnp.float64: 1e-12, jnp.float32: 1e-5, jnp.bfloat16: 5e-2}
+TOL = {jnp.float64: 1e-12, jnp.float32: 1e-5, jnp.bfloat16: 5e-2, jnp.float16: 1e-2}
 
 
 def _layer(key, cell, activation, dtype=jnp.float32, **kwargs):

@@ -4,7 +4,8 @@
 runs both of the fused path's loops (the forward recurrence and the backward
 recurrence of its VJP) through it. On a CPU the kernels run in Pallas'
 interpret mode. Every value and gradient is compared with the reference
-(impl="scan"): in float64 to 1e-12, float32 to 1e-5, bfloat16 to 0.05.
+(impl="scan"): in float64 to 1e-12, float32 to 1e-5, bfloat16 to 0.05,
+float16 to 0.01.
 """
 
 import jax
@@ -122,10 +123,10 @@ def test_short_sequences(cell, activation, seq_len):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("cell, activation", CELLS[:3])
-@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16, jnp.float16])
 def test_lower_precisions(cell, activation, dtype):
-    """float32 to 1e-5 and bfloat16 to 0.05 (in the values) of the
-    reference run in the same dtype."""
+    """float32 to 1e-5, bfloat16 to 0.05 and float16 to 0.01 (in the values)
+    of the reference run in the same dtype."""
     _compare(
         jax.random.key(7),
         cell,
