@@ -1,4 +1,5 @@
-"""The fast path (impl="fused") against the reference (impl="scan").
+"""The fast path (impl="fused", and impl="pallas", the same path with its
+loops as Pallas kernels) against the reference (impl="scan").
 
 The reference is the step under `lax.scan`, vmapped over the batch, and
 differentiated by `jax.grad`. The fast path has its own forward loop and a
@@ -28,20 +29,32 @@ CELLS = [
     ("rnn", "sigmoid"),
     ("rnn", "relu"),
 ]
+# The fused path, and the same path with its loops as Pallas kernels (run in
+# interpret mode on a CPU: see test_pallas.py).
+IMPLS = ["fused", "pallas"]
 
 
 @pytest.mark.parametrize(
     "cell, activation, bias",
     [(*c, True) for c in CELLS] + [(*c, False) for c in CELLS[:3]],
 )
-def test_values_and_gradients_match_the_reference_float64(cell, activation, bias):
+@pytest.mark.parametrize("impl", IMPLS)
+def test_values_and_gradients_match_the_reference_float64(cell, activation, bias, impl):
     with x64():
-        _compare(jax.random.key(0), cell, activation, jnp.float64, layer={"bias": bias})
+        _compare(
+            jax.random.key(0),
+            cell,
+            activation,
+            jnp.float64,
+            layer={"bias": bias},
+            impl=impl,
+        )
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("cell, activation", CELLS[:3])
-def test_every_supported_option_at_once_float64(cell, activation):
+@pytest.mark.parametrize("impl", IMPLS)
+def test_every_supported_option_at_once_float64(cell, activation, impl):
     """Two layers, both directions, lengths, a learned initial state, a
     residual connection, a merge and dropout between the layers."""
     with x64():
@@ -60,12 +73,14 @@ def test_every_supported_option_at_once_float64(cell, activation):
                 lengths=jnp.array([7, 4, 1, 0]),
                 dropout=0.3,
                 key=jax.random.key(5),
+                impl=impl,
             )
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("cell, activation", CELLS[:3])
-def test_masks_with_holes_and_many_to_one(cell, activation):
+@pytest.mark.parametrize("impl", IMPLS)
+def test_masks_with_holes_and_many_to_one(cell, activation, impl):
     """A mask that is not a prefix, outputs with h_0 in front, and the final
     h alone (return_sequences=False), in float64."""
     mask = jnp.array(
@@ -74,7 +89,13 @@ def test_masks_with_holes_and_many_to_one(cell, activation):
     with x64():
         layer = {"bidirectional": True}
         _compare(
-            jax.random.key(2), cell, activation, jnp.float64, layer=layer, mask=mask
+            jax.random.key(2),
+            cell,
+            activation,
+            jnp.float64,
+            layer=layer,
+            mask=mask,
+            impl=impl,
         )
         _compare(
             jax.random.key(3),
@@ -83,6 +104,7 @@ def test_masks_with_holes_and_many_to_one(cell, activation):
             jnp.float64,
             layer=layer,
             include_initial=True,
+            impl=impl,
         )
         _compare(
             jax.random.key(4),
@@ -91,6 +113,7 @@ def test_masks_with_holes_and_many_to_one(cell, activation):
             jnp.float64,
             layer={"num_layers": 2},
             return_sequences=False,
+            impl=impl,
         )
 
 
@@ -115,7 +138,8 @@ def test_projection_inside_the_loop(cell, activation, monkeypatch):
 
 @pytest.mark.parametrize("cell, activation", CELLS[:3])
 @pytest.mark.parametrize("seq_len", [0, 1, 2])
-def test_short_sequences(cell, activation, seq_len):
+@pytest.mark.parametrize("impl", IMPLS)
+def test_short_sequences(cell, activation, seq_len, impl):
     with x64():
         _compare(
             jax.random.key(6),
@@ -124,13 +148,15 @@ def test_short_sequences(cell, activation, seq_len):
             jnp.float64,
             seq_len=seq_len,
             layer={"bidirectional": True},
+            impl=impl,
         )
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("cell, activation", CELLS[:3])
-@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
-def test_lower_precisions(cell, activation, dtype):
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16, jnp.float16])
+@pytest.mark.parametrize("impl", IMPLS)
+def test_lower_precisions(cell, activation, dtype, impl):
     _compare(
         jax.random.key(7),
         cell,
@@ -139,6 +165,7 @@ def test_lower_precisions(cell, activation, dtype):
         seq_len=12,
         layer={"bidirectional": True},
         lengths=jnp.array([12, 9, 3, 0]),
+        impl=impl,
     )
 
 

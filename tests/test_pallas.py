@@ -1,11 +1,13 @@
-"""The Pallas kernels (impl="pallas") against the reference, in interpret mode.
+"""The Pallas kernels (impl="pallas"), in interpret mode.
 
 `jaxrnn._pallas.scan` runs a time loop as one Pallas kernel; impl="pallas"
 runs both of the fused path's loops (the forward recurrence and the backward
 recurrence of its VJP) through it. On a CPU the kernels run in Pallas'
-interpret mode. Every value and gradient is compared with the reference
-(impl="scan"): in float64 to 1e-12, float32 to 1e-5, bfloat16 to 0.05,
-float16 to 0.01.
+interpret mode. test_fused.py runs its comparisons with the reference for
+both impl="fused" and impl="pallas": every cell, T = 0, 1 and 2, masks with
+holes, lengths, both directions, two layers, every supported layer option,
+and float64 (to 1e-12), float32, bfloat16 and float16. This file tests the
+kernel loop itself, sizes that no tile divides, and the fallback.
 """
 
 import jax
@@ -14,17 +16,8 @@ import numpy as np
 import pytest
 
 import jaxrnn
-from fast_paths import _compare
 from helpers import x64
 from jaxrnn import _pallas
-
-CELLS = [
-    ("lstm", "tanh"),
-    ("gru", "tanh"),
-    ("rnn", "tanh"),
-    ("rnn", "sigmoid"),
-    ("rnn", "relu"),
-]
 
 
 @pytest.mark.parametrize("reverse", [False, True])
@@ -57,86 +50,6 @@ def test_kernel_scan_is_lax_scan(reverse, tile):
     for a, e in zip(jax.tree.leaves(got), jax.tree.leaves(expected)):
         assert a.shape == e.shape and a.dtype == e.dtype
         np.testing.assert_allclose(np.asarray(a), np.asarray(e), atol=1e-6)
-
-
-@pytest.mark.parametrize(
-    "cell, activation, bias",
-    [(*c, True) for c in CELLS] + [(*c, False) for c in CELLS[:3]],
-)
-def test_values_and_gradients_match_the_reference_float64(cell, activation, bias):
-    with x64():
-        _compare(
-            jax.random.key(0),
-            cell,
-            activation,
-            jnp.float64,
-            layer={"bias": bias},
-            impl="pallas",
-        )
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("cell, activation", CELLS[:3])
-def test_layers_directions_lengths_and_masks_float64(cell, activation):
-    """Two layers, both directions (reverse), lengths, a mask with holes,
-    and the final h alone."""
-    mask = jnp.array(
-        [[1, 0, 1, 1, 0, 0, 1], [0, 0, 0, 1, 1, 1, 1], [1] * 7, [0] * 7], bool
-    )
-    with x64():
-        layer = {"num_layers": 2, "bidirectional": True}
-        _compare(
-            jax.random.key(1),
-            cell,
-            activation,
-            jnp.float64,
-            layer=layer,
-            lengths=jnp.array([7, 4, 1, 0]),
-            impl="pallas",
-        )
-        _compare(
-            jax.random.key(2),
-            cell,
-            activation,
-            jnp.float64,
-            layer=layer,
-            mask=mask,
-            return_sequences=False,
-            impl="pallas",
-        )
-
-
-@pytest.mark.parametrize("cell, activation", CELLS[:3])
-@pytest.mark.parametrize("seq_len", [0, 1])
-def test_short_sequences(cell, activation, seq_len):
-    with x64():
-        _compare(
-            jax.random.key(6),
-            cell,
-            activation,
-            jnp.float64,
-            seq_len=seq_len,
-            layer={"bidirectional": True},
-            impl="pallas",
-        )
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("cell, activation", CELLS[:3])
-@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16, jnp.float16])
-def test_lower_precisions(cell, activation, dtype):
-    """float32 to 1e-5, bfloat16 to 0.05 and float16 to 0.01 (in the values)
-    of the reference run in the same dtype."""
-    _compare(
-        jax.random.key(7),
-        cell,
-        activation,
-        dtype,
-        seq_len=12,
-        layer={"bidirectional": True},
-        lengths=jnp.array([12, 9, 3, 0]),
-        impl="pallas",
-    )
 
 
 def test_odd_sizes():
