@@ -110,26 +110,24 @@ def scan(
 
     # Trace the body once at the tile's shapes; what it closes over (the
     # weights) comes out as the jaxpr's constants, which the kernel loads.
-    def spec(a, drop_time=False):
-        shape = a.shape[1:] if drop_time else a.shape
-        return jax.ShapeDtypeStruct((tile, *shape[1:]), a.dtype)
+    def tile_of(shape, dtype):
+        """One tile of the batch: [tile, ...]."""
+        return jax.ShapeDtypeStruct((tile, *shape[1:]), dtype)
+
+    y_trees = []
 
     def flat_body(c_leaves, x_t_leaves):
         c, x_t = carry_tree.unflatten(c_leaves), x_tree.unflatten(x_t_leaves)
         new, y = body(c, x_t)
-        return jax.tree.leaves(new), jax.tree.flatten(y)
+        y_leaves, y_tree = jax.tree.flatten(y)
+        y_trees.append(y_tree)
+        return jax.tree.leaves(new), y_leaves
 
-    traced = {}
-
-    def leaves_only(c_leaves, x_t_leaves):
-        new, (y_leaves, y_tree) = flat_body(c_leaves, x_t_leaves)
-        traced["y_tree"] = y_tree
-        return new, y_leaves
-
-    closed = jax.make_jaxpr(leaves_only)(
-        [spec(a) for a in carry_leaves], [spec(a, drop_time=True) for a in x_leaves]
+    closed = jax.make_jaxpr(flat_body)(
+        [tile_of(a.shape, a.dtype) for a in carry_leaves],
+        [tile_of(a.shape[1:], a.dtype) for a in x_leaves],
     )
-    y_tree = traced["y_tree"]
+    y_tree = y_trees[0]
     consts = [jnp.asarray(c) for c in closed.consts]
     if not interpret and sum(c.size * c.dtype.itemsize for c in consts) > ONCHIP_BYTES:
         return jax.lax.scan(body, carry, xs, reverse=reverse)
@@ -167,7 +165,6 @@ def scan(
     out_shape += [
         jax.ShapeDtypeStruct((steps, padded, *a.shape[1:]), a.dtype) for a in y_avals
     ]
-    y_like = [jax.ShapeDtypeStruct(s.shape, s.dtype) for s in out_shape[n_carry:]]
     outs = pl.pallas_call(
         kernel,
         out_shape=out_shape,
@@ -175,7 +172,8 @@ def scan(
         in_specs=_whole(consts)
         + _blocks(carry_leaves, tile, 0)
         + _blocks(x_leaves, tile, 1),
-        out_specs=_blocks(carry_leaves, tile, 0) + _blocks(y_like, tile, 1),
+        out_specs=_blocks(carry_leaves, tile, 0)
+        + _blocks(out_shape[n_carry:], tile, 1),
         interpret=interpret,
     )(*consts, *carry_leaves, *x_leaves)
     final = [a[:batch] for a in outs[:n_carry]]
