@@ -23,7 +23,10 @@ gradients stay one large matmul over all T outside them.
 On a CPU, Pallas runs kernels in interpret mode (as XLA operations), which
 is how the tests check them. On a GPU, `pallas_call` compiles the kernel;
 that path has not been run or timed in this project yet, so `impl="auto"`
-never chooses it (see `apply_layer`'s `impl`).
+never chooses it (see `apply_layer`'s `impl`). `impl="pallas"` calls `scan`
+with the default tile, the whole batch in one program; smaller tiles are
+tested here but not yet chosen anywhere, since which is fastest is a GPU
+measurement.
 """
 
 from __future__ import annotations

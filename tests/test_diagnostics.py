@@ -317,6 +317,9 @@ def test_errors_name_what_was_expected(getkey):
         dg.lstm_gates(lstm, xs, jaxrnn.LSTMCarry(jnp.zeros((2, H)), jnp.zeros((2, H))))
     with pytest.raises(ValueError, match=r"carry must have shape \[H\]"):
         dg.gru_gates(jaxrnn.init_gru(getkey(), D, H), xs, jnp.zeros(H + 1))
+    gru = jaxrnn.init_gru(getkey(), D, H)
+    with pytest.raises(ValueError, match="b and params.b_hn must both be arrays"):
+        dg.gru_gates(gru._replace(b_hn=None), xs)
     with pytest.raises(TypeError, match="gates must be LSTMGates or GRUGates"):
         dg.gate_statistics({"f": xs})
     with pytest.raises(ValueError, match="margin must be below 0.5"):

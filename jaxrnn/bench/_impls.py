@@ -280,8 +280,6 @@ def _registry() -> list[Impl]:
             lambda: "",
             _jaxrnn("scan"),
         ),
-    ]
-    impls.append(
         Impl(
             "jaxrnn-pallas",
             "jaxrnn (pallas)",
@@ -289,8 +287,8 @@ def _registry() -> list[Impl]:
             ("lstm", "gru", "rnn"),
             _compiled_pallas,
             _jaxrnn("pallas"),
-        )
-    )
+        ),
+    ]
     for api, build in (("linen", _flax_linen), ("nnx", _flax_nnx)):
         impls.append(
             Impl(

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxrnn import _checks
+from jaxrnn import _checks, _init
 from jaxrnn._gru import GRUParams
 from jaxrnn._lstm import LSTMCarry, LSTMParams
 
@@ -139,7 +139,7 @@ def lstm_gates(params: LSTMParams, xs: Any, carry: Any = None) -> LSTMGates:
         h = o * jnp.tanh(c)
         return LSTMCarry(h, c), LSTMGates(i, f, g, o, c, h)
 
-    return jax.lax.scan(body, LSTMCarry(*carry), xs)[1]
+    return jax.lax.scan(body, carry, xs)[1]
 
 
 def gru_gates(params: GRUParams, xs: Any, carry: Any = None) -> GRUGates:
@@ -160,6 +160,7 @@ def gru_gates(params: GRUParams, xs: Any, carry: Any = None) -> GRUGates:
         (5, 3)
     """
     xs = _inputs("gru_gates", params, GRUParams, xs)
+    _init.both_biases("gru_gates", params)
     if carry is None:
         carry = jnp.zeros(params.w_hh.shape[1], xs.dtype)
     carry = _state("gru_gates", carry, params.w_hh.shape[1], xs.dtype)

@@ -45,8 +45,15 @@ def hidden_of(carry: Any) -> jax.Array:
     return carry if isinstance(carry, jax.Array) else jax.tree.leaves(carry)[0]
 
 
-def _norm(tree: Any) -> jax.Array:
-    leaves = jax.tree.leaves(tree)
+def global_norm(tree: Any) -> jax.Array:
+    """sqrt(sum of squares) of every entry of a pytree, accumulated in >= float32.
+
+    `jaxrnn.train` reports it as "grad_norm"; here it is the norm before and
+    after clipping, and the norm of each step's state gradient.
+    """
+    leaves = [x for x in jax.tree.leaves(tree) if x is not None]
+    if not leaves:
+        return jnp.zeros((), jnp.float32)
     work = _checks.work_dtype(leaves[0].dtype)
     return jnp.sqrt(sum(jnp.sum(jnp.square(x.astype(work))) for x in leaves))
 
@@ -135,7 +142,7 @@ def state_gradients(
         return loss
 
     loss, grads = jax.value_and_grad(loss_of)(zeros)
-    norms = jax.vmap(_norm)(grads)
+    norms = jax.vmap(global_norm)(grads)
     return StateGradients(loss, grads, norms)
 
 
@@ -231,7 +238,7 @@ def clip_trace(
         loss, grads = grad_fn(params, batch)
         clipped, _ = clip.update(grads, clip.init(params))
         updates, opt_state = optimizer.update(clipped, opt_state, params)
-        before, after = _norm(grads), _norm(clipped)
+        before, after = global_norm(grads), global_norm(clipped)
         hit = before >= max_norm if max_norm else jnp.zeros((), bool)
         stats = (loss, before, after, hit)
         return (optax.apply_updates(params, updates), opt_state), stats

@@ -163,10 +163,10 @@ def spectral_norm(w: Any) -> jax.Array:
 def spectral_radius(w: Any) -> jax.Array:
     """max |eigenvalue| of a square matrix (or of each in a stack [..., H, H]).
 
-    It sets the growth of w^k for large k: ||w^k||^(1/k) -> radius. The
-    eigenvalues of a general matrix are computed on the CPU (XLA has no
-    eigensolver for them on GPU or TPU), so call it on concrete weights,
-    outside `jit`, whichever device holds them.
+    It sets the growth of w^k for large k: ||w^k||^(1/k) -> radius. On
+    concrete weights, wherever they are, the eigenvalues are computed by
+    NumPy on the host in float64; under `jit` it falls back to
+    `jnp.linalg.eigvals`, which not every backend implements.
 
     Example:
         >>> import jax.numpy as jnp
@@ -176,7 +176,7 @@ def spectral_radius(w: Any) -> jax.Array:
     w = _matrix("spectral_radius", w)
     try:
         host = np.asarray(w, np.float64)
-    except jax.errors.TracerArrayConversionError:  # under jit: XLA's CPU eig
+    except jax.errors.TracerArrayConversionError:  # under jit
         return jnp.max(jnp.abs(jnp.linalg.eigvals(w)), axis=-1).astype(w.dtype)
     return jnp.asarray(np.max(np.abs(np.linalg.eigvals(host)), axis=-1), w.dtype)
 

@@ -14,15 +14,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxrnn import _checks
-
-
-def global_norm(tree: Any) -> jax.Array:
-    """sqrt(sum of squares) of every entry of a pytree, accumulated in >= float32."""
-    leaves = [x for x in jax.tree.leaves(tree) if x is not None]
-    if not leaves:
-        return jnp.zeros((), jnp.float32)
-    work = _checks.work_dtype(leaves[0].dtype)
-    return jnp.sqrt(sum(jnp.sum(jnp.square(x.astype(work))) for x in leaves))
+from jaxrnn.diagnostics._grads import global_norm as global_norm
 
 
 def make_optimizer(
