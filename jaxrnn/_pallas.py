@@ -15,27 +15,41 @@ carry on chip across all T steps, and writes every step's outputs:
 
 The body is traced once, at the tile's shapes, into a jaxpr; its constants
 (the weights it closes over) become inputs of the kernel, so any step
-function of `jaxrnn._fused` runs unchanged, forward and backward. The fused
-path's `jax.custom_vjp` is reused as it is: its forward recurrence and its
-reverse-time backward recurrence both become kernels, and the weight
-gradients stay one large matmul over all T outside them.
+function runs unchanged. impl="pallas" runs `jaxrnn._kernel`'s cells in it
+(one matmul per gate, float32 arithmetic for 16-bit inputs, power-of-two
+sizes), through the fused path's `jax.custom_vjp`: its forward recurrence
+and its reverse-time backward recurrence both become kernels, and the
+weight gradients stay one large matmul over all T outside them.
 
-On a CPU, Pallas runs kernels in interpret mode (as XLA operations), which
-is how the tests check them. On a GPU, `pallas_call` compiles the kernel;
-that path has not been run or timed in this project yet, so `impl="auto"`
-never chooses it (see `apply_layer`'s `impl`). `impl="pallas"` calls `scan`
-with the default tile, the whole batch in one program; smaller tiles are
-tested here but not yet chosen anywhere, since which is fastest is a GPU
+Which kernel runs is decided when the program is lowered, for the platform
+it is lowered for (`jax.lax.platform_dependent`):
+
+- CPU: Pallas' interpret mode (the kernel as XLA operations), which is how
+  the tests check the kernels' values and gradients;
+- GPU: the kernel compiled by Triton. jax 0.12 deprecates Pallas' Triton
+  backend, but its replacement, Mosaic GPU, deprecates `pallas_call` too,
+  and its lowering fails on these kernels (jax 0.10.2: "Only copies
+  transferring a number of bytes divisible by the warpgroup size are
+  supported"). Moving to it (`plgpu.kernel`) needs a GPU to test on;
+- TPU: the kernel compiled by Mosaic.
+
+The tests lower the GPU and TPU kernels on a CPU (for an H100 and a TPU
+v5e); none has been compiled for or run on either yet, so `impl="auto"`
+never chooses them (see `apply_layer`'s `impl`). `impl="pallas"` calls
+`scan` with the default tile, the whole batch in one program; smaller tiles
+are tested here but not chosen anywhere, since which is fastest is a GPU
 measurement.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
+from jax.experimental.pallas import triton as pl_triton
 
 # A compiled kernel keeps the loop's constants (W_hh, the biases) on chip in
 # every program. Where they exceed this many bytes, the loop runs as
@@ -47,6 +61,12 @@ from jax.experimental import pallas as pl
 # larger DeepBench sizes need a kernel that splits the hidden units across
 # programs, which this one does not. Interpret mode (a CPU) has no limit.
 ONCHIP_BYTES = 160 * 2**10
+
+
+def _triton_params() -> Any:
+    """Triton's settings for the GPU kernel: its defaults (4 warps), until
+    they are tuned on a GPU."""
+    return pl_triton.CompilerParams()
 
 
 def _blocks(leaves, tile, batch_axis):
@@ -86,9 +106,11 @@ def scan(
         reverse: run t = T-1 down to 0; outputs stay aligned with xs.
         tile: the batch rows per program (default: all of B). B is padded to
             a multiple of it and the padding dropped afterwards.
-        interpret: run in Pallas' interpret mode; default True on a CPU,
-            where no other mode exists. Compiled, a loop whose constants
-            exceed ONCHIP_BYTES runs as `lax.scan` instead.
+        interpret: True runs Pallas' interpret mode everywhere; False
+            compiles the kernel for a GPU (Triton) or a TPU (Mosaic) and
+            runs `lax.scan` elsewhere; None (the default) is False except on
+            a CPU, where it is True. Compiled, a loop whose constants exceed
+            ONCHIP_BYTES runs as `lax.scan` instead.
 
     Returns:
         (final carry, ys), as `lax.scan` returns them.
@@ -98,8 +120,6 @@ def scan(
     steps, batch = x_leaves[0].shape[:2]
     tile = batch if tile is None else min(int(tile), batch)
     padded = -(-batch // tile) * tile
-    if interpret is None:
-        interpret = jax.default_backend() == "cpu"
 
     def pad(a, axis):
         if padded == batch:
@@ -132,8 +152,7 @@ def scan(
     )
     y_tree = y_trees[0]
     consts = [jnp.asarray(c) for c in closed.consts]
-    if not interpret and sum(c.size * c.dtype.itemsize for c in consts) > ONCHIP_BYTES:
-        return jax.lax.scan(body, carry, xs, reverse=reverse)
+    fits = sum(c.size * c.dtype.itemsize for c in consts) <= ONCHIP_BYTES
     consts = [c.reshape(1) if c.ndim == 0 else c for c in consts]
     scalar = [c.ndim == 0 for c in closed.consts]
     n_carry = len(carry_leaves)
@@ -168,17 +187,37 @@ def scan(
     out_shape += [
         jax.ShapeDtypeStruct((steps, padded, *a.shape[1:]), a.dtype) for a in y_avals
     ]
-    outs = pl.pallas_call(
-        kernel,
-        out_shape=out_shape,
-        grid=(padded // tile,),
-        in_specs=_whole(consts)
-        + _blocks(carry_leaves, tile, 0)
-        + _blocks(x_leaves, tile, 1),
-        out_specs=_blocks(carry_leaves, tile, 0)
-        + _blocks(out_shape[n_carry:], tile, 1),
-        interpret=interpret,
-    )(*consts, *carry_leaves, *x_leaves)
-    final = [a[:batch] for a in outs[:n_carry]]
-    ys = [a[:, :batch] for a in outs[n_carry:]]
-    return carry_tree.unflatten(final), y_tree.unflatten(ys)
+
+    def launch(interpret, compiler_params, *operands):
+        outs = pl.pallas_call(
+            kernel,
+            out_shape=out_shape,
+            grid=(padded // tile,),
+            in_specs=_whole(consts)
+            + _blocks(carry_leaves, tile, 0)
+            + _blocks(x_leaves, tile, 1),
+            out_specs=_blocks(carry_leaves, tile, 0)
+            + _blocks(out_shape[n_carry:], tile, 1),
+            interpret=interpret,
+            compiler_params=compiler_params,
+        )(*operands)
+        final = [a[:batch] for a in outs[:n_carry]]
+        ys = [a[:, :batch] for a in outs[n_carry:]]
+        return carry_tree.unflatten(final), y_tree.unflatten(ys)
+
+    operands = (*consts, *carry_leaves, *x_leaves)
+    if interpret:
+        return launch(True, None, *operands)
+
+    def fallback(*operands):
+        return jax.lax.scan(body, carry, xs, reverse=reverse)
+
+    # The platform is known when the program is lowered, not here: each
+    # platform gets its own branch, and the one that runs is the branch of
+    # the platform the program is lowered for (see the module's docstring).
+    triton = functools.partial(launch, False, _triton_params()) if fits else fallback
+    mosaic = functools.partial(launch, False, None) if fits else fallback
+    branches = {"cuda": triton, "rocm": triton, "tpu": mosaic}
+    if interpret is None:
+        branches["cpu"] = functools.partial(launch, True, None)
+    return jax.lax.platform_dependent(*operands, default=fallback, **branches)

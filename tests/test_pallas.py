@@ -7,8 +7,18 @@ interpret mode. test_fused.py runs its comparisons with the reference for
 both impl="fused" and impl="pallas": every cell, T = 0, 1 and 2, masks with
 holes, lengths, both directions, two layers, every supported layer option,
 and float64 (to 1e-12), float32, bfloat16 and float16. This file tests the
-kernel loop itself, sizes that no tile divides, and the fallback.
+kernel loop itself, sizes that no tile divides, the float32 arithmetic of
+16-bit inputs, and the fallback.
+
+No GPU or TPU runs here, but the kernels are lowered for both, as a program
+for those machines is lowered on any machine: through Triton (the GPU) and
+Mosaic (the TPU), for an H100 and a TPU v5e described by an abstract mesh.
+That checks everything the lowering checks (every operation in the kernel
+has a GPU and a TPU form, and every array has a size Triton takes); it
+does not compile the kernels for those machines or run them.
 """
+
+import re
 
 import jax
 import jax.numpy as jnp
@@ -17,7 +27,7 @@ import pytest
 
 import jaxrnn
 from helpers import x64
-from jaxrnn import _pallas
+from jaxrnn import _kernel, _pallas
 
 
 @pytest.mark.parametrize("reverse", [False, True])
@@ -83,25 +93,120 @@ def test_pallas_names_the_option_it_lacks():
         jaxrnn.apply_layer(layer, xs, impl="triton")
 
 
-def test_weights_too_large_for_the_chip_fall_back_to_lax_scan(monkeypatch):
-    """Compiled (not interpreted), a loop whose constants exceed
-    ONCHIP_BYTES is a plain lax.scan; interpreted, it is always the kernel."""
-    w = jnp.eye(4) * 0.5
-    carry, xs = jnp.ones((2, 4)), jnp.ones((3, 2, 4))
+# Where each platform's kernels are lowered for, and the custom call that
+# each kernel becomes in the lowered program.
+TARGETS = {
+    "cuda": (("NVIDIA H100 80GB HBM3", 132, "gpu"), "__gpu$xla.gpu.triton"),
+    "tpu": (("TPU v5 lite", 1, "tpu"), "tpu_custom_call"),
+}
 
-    def body(h, x):
-        h = jnp.tanh(x + h @ w)
-        return h, h
 
-    def program(interpret):
-        return jax.make_jaxpr(
-            lambda: _pallas.scan(body, carry, xs, interpret=interpret)
-        )()
+def _lowered(platform, fn, *args):
+    """fn(*args) lowered for `platform` as StableHLO text; the custom calls."""
+    (kind, cores, name), _ = TARGETS[platform]
+    device = jax.sharding.AbstractDevice(
+        device_kind=kind, num_cores=cores, platform=name
+    )
+    mesh = jax.sharding.AbstractMesh((1,), ("x",), abstract_device=device)
+    with jax.sharding.use_abstract_mesh(mesh):
+        text = jax.jit(fn).trace(*args).lower(lowering_platforms=(platform,)).as_text()
+    return re.findall(r"custom_call @([^(\s]+)\(", text)
 
-    monkeypatch.setattr(_pallas, "ONCHIP_BYTES", w.size * w.dtype.itemsize - 1)
-    assert "pallas_call" not in str(program(False))
-    assert "pallas_call" in str(program(True))
-    expected = jax.lax.scan(body, carry, xs)
-    got = _pallas.scan(body, carry, xs, interpret=False)
-    for a, e in zip(jax.tree.leaves(got), jax.tree.leaves(expected)):
-        np.testing.assert_allclose(a, e, atol=1e-6)
+
+def _layer_loss(cell, dtype, **kwargs):
+    """A two-layer bidirectional layer with lengths, and a loss of it."""
+    layer = jaxrnn.init_layer(
+        jax.random.key(0),
+        cell,
+        7,
+        20,
+        num_layers=2,
+        bidirectional=True,
+        dtype=dtype,
+        **kwargs,
+    )
+    xs = jax.random.normal(jax.random.key(1), (3, 5, 7), dtype)
+    lengths = jnp.array([5, 2, 4])
+
+    def loss(layer, xs):
+        ys, final = jaxrnn.apply_layer(layer, xs, lengths=lengths, impl="pallas")
+        return jnp.sum(ys.astype(jnp.float32))
+
+    return jax.value_and_grad(loss, argnums=(0, 1)), layer, xs
+
+
+# jax 0.12 deprecates Pallas' Triton backend (see jaxrnn/_pallas.py).
+TRITON_DEPRECATED = "ignore:The Pallas Triton backend is deprecated:DeprecationWarning"
+
+
+@pytest.mark.filterwarnings(TRITON_DEPRECATED)
+@pytest.mark.parametrize(
+    "platform, cell, dtype, kwargs",
+    [
+        ("cuda", "lstm", jnp.float32, {}),
+        ("cuda", "gru", jnp.bfloat16, {}),
+        ("cuda", "rnn", jnp.float16, {"activation": "relu"}),
+        ("tpu", "lstm", jnp.bfloat16, {}),
+        ("tpu", "gru", jnp.float32, {}),
+        ("tpu", "rnn", jnp.float32, {"activation": "sigmoid"}),
+    ],
+)
+def test_kernels_lower_for_gpu_and_tpu(platform, cell, dtype, kwargs):
+    """Value and gradient of two bidirectional layers with lengths, at sizes
+    that are not powers of two (B = 3, T = 5, D = 7, H = 20): every loop is a
+    kernel, 2 layers x 2 directions x (forward, backward) = 8 of them."""
+    fn, layer, xs = _layer_loss(cell, dtype, **kwargs)
+    calls = _lowered(platform, fn, layer, xs)
+    assert calls == [TARGETS[platform][1]] * 8
+
+
+@pytest.mark.filterwarnings(TRITON_DEPRECATED)
+def test_past_the_on_chip_budget_the_loops_are_lax_scan(monkeypatch):
+    """Lowered for a GPU or TPU, a loop whose constants exceed ONCHIP_BYTES
+    is a lax.scan, not a kernel; on a CPU the kernel runs interpreted."""
+    fn, layer, xs = _layer_loss("lstm", jnp.float32)
+    expected = fn(layer, xs)
+    monkeypatch.setattr(_pallas, "ONCHIP_BYTES", 0)
+    for platform in TARGETS:
+        assert _lowered(platform, fn, layer, xs) == []
+    assert "pallas_call" in str(jax.make_jaxpr(fn)(layer, xs))
+    for a, b in zip(jax.tree.leaves(fn(layer, xs)), jax.tree.leaves(expected)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_kernel_sizes_are_powers_of_two_of_at_least_16():
+    sizes = [1, 2, 15, 16, 17, 20, 64, 65, 100, 1024, 1025]
+    assert [_kernel.size(n) for n in sizes] == [
+        16,
+        16,
+        16,
+        16,
+        32,
+        32,
+        64,
+        128,
+        128,
+        1024,
+        2048,
+    ]
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
+def test_16_bit_inputs_are_computed_in_float32(cell, dtype):
+    """Over 200 steps, the kernel's float32 state and matmul accumulation
+    keep the outputs closer to float64 than the reference, which computes in
+    the input's dtype (it rounds c_t, h_t and every gate at every step)."""
+    with x64():
+        layer = jaxrnn.init_layer(jax.random.key(0), cell, 8, 24, dtype=jnp.float64)
+        xs = jax.random.normal(jax.random.key(1), (4, 200, 8), jnp.float64)
+        exact, _ = jaxrnn.apply_layer(layer, xs, impl="scan")
+        low = jax.tree.map(lambda a: a.astype(dtype), layer)
+
+        def error(impl):
+            ys, _ = jax.jit(
+                lambda: jaxrnn.apply_layer(low, xs.astype(dtype), impl=impl)
+            )()
+            return float(jnp.sqrt(jnp.mean((ys.astype(jnp.float64) - exact) ** 2)))
+
+        assert error("pallas") < 0.7 * error("scan")
