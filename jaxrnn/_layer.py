@@ -178,9 +178,11 @@ def apply_layer(
             the fused path with each time loop (forward, and the backward
             recurrence of its VJP) run as one Pallas kernel that keeps the
             weights and the carry on chip across all T steps
-            (`jaxrnn._pallas`); it covers what "fused" covers. On a CPU it
-            runs in Pallas' interpret mode, which is how it is tested; it
-            has not been run on a GPU yet, so "auto" never picks it.
+            (`jaxrnn._pallas`); it covers what "fused" covers, and computes
+            16-bit inputs in float32. On a CPU it runs in Pallas' interpret
+            mode, which is how it is tested; on a GPU it compiles through
+            Triton and on a TPU through Mosaic, which the tests lower but
+            have not run, so "auto" never picks it.
 
     Returns:
         (ys, final_state): outputs of the last layer [B, T, F], where F is

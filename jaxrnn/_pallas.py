@@ -56,10 +56,12 @@ from jax.experimental.pallas import triton as pl_triton
 # `lax.scan` instead: the fused XLA path, the best one without the kernel.
 # The figure is an H100 SM's 228 KiB of shared memory less room for the
 # carry and the gate tiles; it has not been tuned on hardware. W_hh is not
-# tiled over the hidden units, so an LSTM's W_hh (16 H^2 bytes in float32)
-# fits up to about H = 101 and a GRU's to H = 116 (bfloat16: 143 and 165); the
-# larger DeepBench sizes need a kernel that splits the hidden units across
-# programs, which this one does not. Interpret mode (a CPU) has no limit.
+# split over the hidden units, and `_kernel` pads H to a power of two, so an
+# LSTM's or a GRU's W_hh fits up to H = 64 in float32 and 128 in bfloat16,
+# an Elman RNN's up to 128 and 256. The larger DeepBench sizes would need
+# the hidden units split across programs, with a barrier between them at
+# every step, which Pallas does not have. Interpret mode (a CPU) has no
+# limit.
 ONCHIP_BYTES = 160 * 2**10
 
 

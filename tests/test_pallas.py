@@ -210,3 +210,30 @@ def test_16_bit_inputs_are_computed_in_float32(cell, dtype):
             return float(jnp.sqrt(jnp.mean((ys.astype(jnp.float64) - exact) ** 2)))
 
         assert error("pallas") < 0.7 * error("scan")
+
+
+@pytest.mark.filterwarnings(TRITON_DEPRECATED)
+@pytest.mark.parametrize(
+    "cell, dtype, largest",
+    [
+        ("lstm", jnp.float32, 64),
+        ("gru", jnp.bfloat16, 128),
+        ("rnn", jnp.float32, 128),
+    ],
+)
+def test_the_on_chip_budget_in_hidden_units(cell, dtype, largest):
+    """What the docs say fits: up to `largest` hidden units both loops are
+    GPU kernels; one more unit pads to the next power of two, past
+    ONCHIP_BYTES, and both loops are lax.scan."""
+
+    def kernels(hidden):
+        layer = jaxrnn.init_layer(jax.random.key(0), cell, 3, hidden, dtype=dtype)
+        xs = jnp.ones((2, 4, 3), dtype)
+
+        def loss(layer):
+            ys, _ = jaxrnn.apply_layer(layer, xs, impl="pallas")
+            return jnp.sum(ys.astype(jnp.float32))
+
+        return len(_lowered("cuda", jax.grad(loss), layer))
+
+    assert (kernels(largest), kernels(largest + 1)) == (2, 0)

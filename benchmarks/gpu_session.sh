@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The GPU checks of the Pallas kernels, prepared for one short session on a
+# GPU machine (about 9 minutes in all). Each stage has its own time limit and
+# a failing stage does not stop the next, so one run reports on all of them:
+#
+#   1. The versions and the device.
+#   2. The kernels compiled for this GPU and run against the reference,
+#      values and gradients: the pallas cases of tests/test_pallas.py and
+#      tests/test_fused.py. (On a CPU these run in interpret mode.)
+#   3. Timings beside cuDNN (torch, jax.experimental.rnn), Flax and the fused
+#      XLA path, saved under DIR: first the "cpu" grid, whose small sizes
+#      (H = 64) are where the kernel keeps W_hh on chip in float32, then
+#      DeepBench's sizes (the "gpu" grid), where the loops fall back to
+#      lax.scan past ONCHIP_BYTES.
+#
+# Usage, from the repository root: bash benchmarks/gpu_session.sh [DIR]
+# DIR (default: $OUT if set, else benchmarks/results) receives the log,
+# gpu_session.log, and the results that the harness's --save writes.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+dir=${1:-${OUT:-benchmarks/results}}
+mkdir -p "$dir"
+log="$dir/gpu_session.log"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+
+stage() {  # stage NAME SECONDS COMMAND...
+  local name=$1 seconds=$2
+  shift 2
+  echo "== $name (limit ${seconds}s): $*" | tee -a "$log"
+  local start=$SECONDS
+  timeout "$seconds" "$@" 2>&1 | tail -n 60 | tee -a "$log"
+  echo "== $name: exit ${PIPESTATUS[0]} after $((SECONDS - start))s" | tee -a "$log"
+}
+
+stage environment 60 python -c '
+import platform, jax, jaxlib
+print("python", platform.python_version(), "jax", jax.__version__,
+      "jaxlib", jaxlib.__version__, "backend", jax.default_backend())
+print("devices", jax.devices())'
+
+stage kernels-vs-reference 240 python -m pytest -q -p no:cacheprovider -n 0 \
+  -k pallas tests/test_pallas.py tests/test_fused.py
+
+bench=(python -m benchmarks --impls jaxrnn-pallas,jaxrnn-fused,torch,jax-cudnn,flax-linen
+  --repeats 5 --save --results "$dir")
+stage timings-small-sizes 120 "${bench[@]}" --grid cpu
+stage timings-deepbench 120 "${bench[@]}" --grid gpu --cells lstm
