@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The GPU checks of the Pallas kernels, prepared for one short session on a
-# GPU machine (about 9 minutes in all). Each stage has its own time limit and
+# GPU machine (at most 10 minutes in all). Each stage has its own time limit and
 # a failing stage does not stop the next, so one run reports on all of them:
 #
 #   1. The versions and the device.
 #   2. The kernels compiled for this GPU and run against the reference,
-#      values and gradients: the pallas cases of tests/test_pallas.py and
-#      tests/test_fused.py. (On a CPU these run in interpret mode.)
+#      values and gradients: benchmarks/check_kernels.py (jax only), then,
+#      where pytest is installed, the pallas cases of tests/test_pallas.py
+#      and tests/test_fused.py. (On a CPU these run in interpret mode.)
 #   3. Timings beside cuDNN (torch, jax.experimental.rnn), Flax and the fused
 #      XLA path, saved under DIR: first the "cpu" grid, whose small sizes
 #      (H = 64) are where the kernel keeps W_hh on chip in float32, then
@@ -22,6 +23,8 @@ dir=${1:-${OUT:-benchmarks/results}}
 mkdir -p "$dir"
 log="$dir/gpu_session.log"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+# Several test processes share the one GPU: none takes most of its memory.
+export XLA_PYTHON_CLIENT_PREALLOCATE=false
 
 stage() {  # stage NAME SECONDS COMMAND...
   local name=$1 seconds=$2
@@ -38,8 +41,13 @@ print("python", platform.python_version(), "jax", jax.__version__,
       "jaxlib", jaxlib.__version__, "backend", jax.default_backend())
 print("devices", jax.devices())'
 
-stage kernels-vs-reference 240 python -m pytest -q -p no:cacheprovider -n 0 \
-  -k pallas tests/test_pallas.py tests/test_fused.py
+stage kernels-vs-reference 150 python benchmarks/check_kernels.py
+if python -c "import pytest, xdist, hypothesis" 2>/dev/null; then
+  stage kernel-tests 180 python -m pytest -q -p no:cacheprovider -n 4 \
+    -k pallas tests/test_pallas.py tests/test_fused.py
+else
+  echo "== kernel-tests: skipped (pytest, pytest-xdist or hypothesis missing)" | tee -a "$log"
+fi
 
 bench=(python -m benchmarks --impls jaxrnn-pallas,jaxrnn-fused,torch,jax-cudnn,flax-linen
   --repeats 5 --save --results "$dir")

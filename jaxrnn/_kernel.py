@@ -81,7 +81,10 @@ def _lstm_forward(w_t, extra, xw, carry):
     return (o * jnp.tanh(c_new), c_new), (i, f, g, o)
 
 
-def _lstm_backward(w, extra, saved, prev, new, dcarry):
+def lstm_gate_grads(saved, prev, new, dcarry):
+    """The LSTM's gradients at its gate pre-activations (i, f, g, o), and
+    dL/dc_t, from the saved gates and the carries around the step; shared
+    with `_xla_cells`, which joins the four."""
     i, f, g, o = saved
     tc = jnp.tanh(new[1])
     dh, dc = dcarry
@@ -92,7 +95,12 @@ def _lstm_backward(w, extra, saved, prev, new, dcarry):
         dc * i * (1 - g * g),
         dh * tc * _sigmoid_grad(o),
     )
-    return (_dots(dz, w), dc * f), dz, dz
+    return dz, dc
+
+
+def _lstm_backward(w, extra, saved, prev, new, dcarry):
+    dz, dc = lstm_gate_grads(saved, prev, new, dcarry)
+    return (_dots(dz, w), dc * saved[1]), dz, dz
 
 
 def _gru_forward(w_t, b_hn, xw, carry):
@@ -107,14 +115,20 @@ def _gru_forward(w_t, b_hn, xw, carry):
     return (n + z * (h - n),), (r, z, n, h_n)
 
 
-def _gru_backward(w, b_hn, saved, prev, new, dcarry):
+def gru_gate_grads(saved, prev, dcarry):
+    """The GRU's gradients at r, z and n's pre-activations (dn is also the
+    gradient at x_n), and at h_n (inside the reset product)."""
     r, z, n, h_n = saved
     (dh,) = dcarry
     dn = dh * (1 - z) * (1 - n * n)
     dr = dn * h_n * _sigmoid_grad(r)
     dz = dh * (prev[0] - n) * _sigmoid_grad(z)
-    dhw = (dr, dz, dn * r)
-    return (dh * z + _dots(dhw, w),), (dr, dz, dn), dhw
+    return (dr, dz, dn), (dr, dz, dn * r)
+
+
+def _gru_backward(w, b_hn, saved, prev, new, dcarry):
+    dxw, dhw = gru_gate_grads(saved, prev, dcarry)
+    return (dcarry[0] * saved[1] + _dots(dhw, w),), dxw, dhw
 
 
 _ACTIVATIONS = {"tanh": jnp.tanh, "sigmoid": jax.nn.sigmoid, "relu": jax.nn.relu}
@@ -125,15 +139,19 @@ def _rnn_forward(activation, w_t, extra, xw, carry):
     return (_ACTIVATIONS[activation](xw[0] + _dot(h, w_t[0])),), ()
 
 
-def _rnn_backward(activation, w, extra, saved, prev, new, dcarry):
+def rnn_grad(activation, new, dcarry):
+    """The Elman RNN's gradient at its pre-activation, from h_t = g1(z_t)."""
     (h_new,) = new
     (dh,) = dcarry
     if activation == "tanh":
-        dz = dh * (1 - h_new * h_new)
-    elif activation == "sigmoid":
-        dz = dh * _sigmoid_grad(h_new)
-    else:
-        dz = jnp.where(h_new > 0, dh, jnp.zeros_like(dh))
+        return dh * (1 - h_new * h_new)
+    if activation == "sigmoid":
+        return dh * _sigmoid_grad(h_new)
+    return jnp.where(h_new > 0, dh, jnp.zeros_like(dh))
+
+
+def _rnn_backward(activation, w, extra, saved, prev, new, dcarry):
+    dz = rnn_grad(activation, new, dcarry)
     return (_dot(dz, w[0]),), (dz,), (dz,)
 
 

@@ -55,10 +55,6 @@ def _sigmoid(x):
     return jnp.tanh(x * 0.5) * 0.5 + 0.5
 
 
-def _sigmoid_grad(s):
-    return s * (1 - s)
-
-
 def _gate_scale(blocks: str, hidden: int, dtype) -> tuple[jax.Array, jax.Array]:
     """Per-unit (scale, offset) that turn one tanh into each gate's activation.
 
@@ -85,20 +81,9 @@ def _lstm_forward(w_hh_t, extra, xw, carry):
 
 
 def _lstm_backward(w_hh, extra, saved, carry_prev, carry_new, dcarry):
-    i, f, g, o = saved
-    tc = jnp.tanh(carry_new[1])
-    dh, dc = dcarry
-    dc = dc + dh * o * (1 - tc * tc)
-    dz = jnp.concatenate(
-        [
-            dc * g * _sigmoid_grad(i),
-            dc * carry_prev[1] * _sigmoid_grad(f),
-            dc * i * (1 - g * g),
-            dh * tc * _sigmoid_grad(o),
-        ],
-        axis=-1,
-    )
-    return (dz @ w_hh, dc * f), dz, dz
+    dz, dc = _kernel.lstm_gate_grads(saved, carry_prev, carry_new, dcarry)
+    dz = jnp.concatenate(dz, axis=-1)
+    return (dz @ w_hh, dc * saved[1]), dz, dz
 
 
 def _gru_forward(w_hh_t, b_hn, xw, carry):
@@ -116,14 +101,9 @@ def _gru_forward(w_hh_t, b_hn, xw, carry):
 
 
 def _gru_backward(w_hh, b_hn, saved, carry_prev, carry_new, dcarry):
-    r, z, n, h_n = saved
-    (dh,) = dcarry
-    dn = dh * (1 - z) * (1 - n * n)
-    dr = dn * h_n * _sigmoid_grad(r)
-    dz = dh * (carry_prev[0] - n) * _sigmoid_grad(z)
-    dxw = jnp.concatenate([dr, dz, dn], axis=-1)
-    dhw = jnp.concatenate([dr, dz, dn * r], axis=-1)
-    return (dh * z + dhw @ w_hh,), dxw, dhw
+    dxw, dhw = _kernel.gru_gate_grads(saved, carry_prev, dcarry)
+    dxw, dhw = jnp.concatenate(dxw, axis=-1), jnp.concatenate(dhw, axis=-1)
+    return (dcarry[0] * saved[1] + dhw @ w_hh,), dxw, dhw
 
 
 _RNN_ACTIVATIONS = {"tanh": jnp.tanh, "sigmoid": _sigmoid, "relu": jax.nn.relu}
@@ -136,14 +116,7 @@ def _rnn_forward(activation, w_hh_t, extra, xw, carry):
 
 
 def _rnn_backward(activation, w_hh, extra, saved, carry_prev, carry_new, dcarry):
-    (h_new,) = carry_new
-    (dh,) = dcarry
-    if activation == "tanh":
-        dz = dh * (1 - h_new * h_new)
-    elif activation == "sigmoid":
-        dz = dh * _sigmoid_grad(h_new)
-    else:
-        dz = jnp.where(h_new > 0, dh, jnp.zeros_like(dh))
+    dz = _kernel.rnn_grad(activation, carry_new, dcarry)
     return (dz @ w_hh,), dz, dz
 
 

@@ -237,3 +237,24 @@ def test_the_on_chip_budget_in_hidden_units(cell, dtype, largest):
         return len(_lowered("cuda", jax.grad(loss), layer))
 
     assert (kernels(largest), kernels(largest + 1)) == (2, 0)
+
+
+@pytest.mark.slow
+def test_the_gpu_check_script_runs_and_fails_on_a_difference(monkeypatch, capsys):
+    """benchmarks/check_kernels.py, which a GPU session runs without pytest:
+    here in interpret mode, within its tolerance; and it fails (exit 1) when
+    a difference exceeds the tolerance."""
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).parents[1] / "benchmarks" / "check_kernels.py"
+    spec = importlib.util.spec_from_file_location("check_kernels", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.main(["--quick"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("| yes |") == len(script.CASES)
+    monkeypatch.setattr(script, "CASES", script.CASES[:1])
+    monkeypatch.setitem(script.TOL, jnp.float32, 0.0)
+    assert script.main(["--quick"]) == 1
+    assert "| NO |" in capsys.readouterr().out
