@@ -78,7 +78,7 @@ def hoists(seq_len: int, batch: int, width: int, dtype: Any) -> bool:
 def _loop(loop, body, carry, inputs, *, reverse=False, unroll=1):
     """The time loop: `lax.scan`, or the same loop as one Pallas kernel."""
     if loop == "pallas" and jax.tree.leaves(inputs)[0].shape[0] > 0:
-        return _pallas.scan(body, carry, inputs, reverse=reverse)
+        return _pallas.scan(body, carry, inputs, reverse=reverse, tile=_kernel.TILE)
     return jax.lax.scan(body, carry, inputs, reverse=reverse, unroll=unroll)
 
 

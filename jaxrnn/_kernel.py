@@ -12,7 +12,8 @@ least 16. So the kernels' cells here differ from `_fused`'s in layout only:
 - a backward step returns one gradient array per gate; they are joined
   after the loop, outside the kernel;
 - `pad` pads the batch and the hidden units with zeros to a power of two of
-  at least 16 (`size`), and `unpad` drops the padding. A padded unit has
+  at least 16 (`size`), and `unpad` drops the padding; the batch then runs
+  as programs of TILE rows. A padded unit has
   zero weights into and out of it, so it never reaches a real unit, and its
   gradients are dropped with it;
 - bfloat16 and float16 compute in float32 (`accumulator`): every matmul
@@ -36,6 +37,13 @@ import jax
 import jax.numpy as jnp
 
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+# The batch rows of one program of a kernel: the padded batch (a power of
+# two, at least 16) splits into programs of this many rows, which run on
+# separate cores of a GPU, each with its own copy of W_hh. 16 is the smallest
+# tile Triton's matmul takes, and keeps a program's gates and carry small
+# (an LSTM's four [16, H] gate tiles rather than [B, H]); it is reasoned, not
+# measured: a GPU should settle it.
+TILE = 16
 
 
 def size(n: int) -> int:

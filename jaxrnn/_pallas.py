@@ -36,9 +36,9 @@ it is lowered for (`jax.lax.platform_dependent`):
 The tests lower the GPU and TPU kernels on a CPU (for an H100 and a TPU
 v5e); none has been compiled for or run on either yet, so `impl="auto"`
 never chooses them (see `apply_layer`'s `impl`). `impl="pallas"` calls
-`scan` with the default tile, the whole batch in one program; smaller tiles
-are tested here but not chosen anywhere, since which is fastest is a GPU
-measurement.
+`scan` with tiles of `_kernel.TILE` (16) rows of the padded batch on a GPU
+and in interpret mode, a choice reasoned from register pressure that a GPU
+has yet to measure; a TPU runs the whole batch in one program.
 """
 
 from __future__ import annotations
@@ -89,34 +89,9 @@ def _whole(leaves):
     return [pl.BlockSpec(a.shape, lambda i, ndim=a.ndim: (0,) * ndim) for a in leaves]
 
 
-def scan(
-    body: Callable[[Any, Any], tuple[Any, Any]],
-    carry: Any,
-    xs: Any,
-    *,
-    reverse: bool = False,
-    tile: int | None = None,
-    interpret: bool | None = None,
-) -> tuple[Any, Any]:
-    """`jax.lax.scan(body, carry, xs, reverse=reverse)` as one Pallas kernel.
-
-    Args:
-        body: `(carry, x_t) -> (carry, y_t)`, on a batch block: every carry
-            leaf is [B, ...] and every leaf of x_t and y_t is [B, ...].
-        carry: the initial carry, leaves [B, ...].
-        xs: the inputs, leaves [T, B, ...] (None leaves are allowed).
-        reverse: run t = T-1 down to 0; outputs stay aligned with xs.
-        tile: the batch rows per program (default: all of B). B is padded to
-            a multiple of it and the padding dropped afterwards.
-        interpret: True runs Pallas' interpret mode everywhere; False
-            compiles the kernel for a GPU (Triton) or a TPU (Mosaic) and
-            runs `lax.scan` elsewhere; None (the default) is False except on
-            a CPU, where it is True. Compiled, a loop whose constants exceed
-            ONCHIP_BYTES runs as `lax.scan` instead.
-
-    Returns:
-        (final carry, ys), as `lax.scan` returns them.
-    """
+def _kernel_call(body, carry, xs, reverse, tile, interpret, compiler_params):
+    """The kernel for one batch tile size; (final carry, ys), or None when
+    compiled and the loop's constants exceed ONCHIP_BYTES."""
     carry_leaves, carry_tree = jax.tree.flatten(carry)
     x_leaves, x_tree = jax.tree.flatten(xs)
     steps, batch = x_leaves[0].shape[:2]
@@ -154,7 +129,8 @@ def scan(
     )
     y_tree = y_trees[0]
     consts = [jnp.asarray(c) for c in closed.consts]
-    fits = sum(c.size * c.dtype.itemsize for c in consts) <= ONCHIP_BYTES
+    if not interpret and sum(c.size * c.dtype.itemsize for c in consts) > ONCHIP_BYTES:
+        return None
     consts = [c.reshape(1) if c.ndim == 0 else c for c in consts]
     scalar = [c.ndim == 0 for c in closed.consts]
     n_carry = len(carry_leaves)
@@ -190,36 +166,74 @@ def scan(
         jax.ShapeDtypeStruct((steps, padded, *a.shape[1:]), a.dtype) for a in y_avals
     ]
 
-    def launch(interpret, compiler_params, *operands):
-        outs = pl.pallas_call(
-            kernel,
-            out_shape=out_shape,
-            grid=(padded // tile,),
-            in_specs=_whole(consts)
-            + _blocks(carry_leaves, tile, 0)
-            + _blocks(x_leaves, tile, 1),
-            out_specs=_blocks(carry_leaves, tile, 0)
-            + _blocks(out_shape[n_carry:], tile, 1),
-            interpret=interpret,
-            compiler_params=compiler_params,
-        )(*operands)
-        final = [a[:batch] for a in outs[:n_carry]]
-        ys = [a[:, :batch] for a in outs[n_carry:]]
-        return carry_tree.unflatten(final), y_tree.unflatten(ys)
+    outs = pl.pallas_call(
+        kernel,
+        out_shape=out_shape,
+        grid=(padded // tile,),
+        in_specs=_whole(consts)
+        + _blocks(carry_leaves, tile, 0)
+        + _blocks(x_leaves, tile, 1),
+        out_specs=_blocks(carry_leaves, tile, 0)
+        + _blocks(out_shape[n_carry:], tile, 1),
+        interpret=interpret,
+        compiler_params=compiler_params,
+    )(*consts, *carry_leaves, *x_leaves)
+    final = [a[:batch] for a in outs[:n_carry]]
+    ys = [a[:, :batch] for a in outs[n_carry:]]
+    return carry_tree.unflatten(final), y_tree.unflatten(ys)
 
-    operands = (*consts, *carry_leaves, *x_leaves)
+
+def scan(
+    body: Callable[[Any, Any], tuple[Any, Any]],
+    carry: Any,
+    xs: Any,
+    *,
+    reverse: bool = False,
+    tile: int | None = None,
+    interpret: bool | None = None,
+) -> tuple[Any, Any]:
+    """`jax.lax.scan(body, carry, xs, reverse=reverse)` as one Pallas kernel.
+
+    Args:
+        body: `(carry, x_t) -> (carry, y_t)`, on a batch block: every carry
+            leaf is [B, ...] and every leaf of x_t and y_t is [B, ...].
+        carry: the initial carry, leaves [B, ...].
+        xs: the inputs, leaves [T, B, ...] (None leaves are allowed).
+        reverse: run t = T-1 down to 0; outputs stay aligned with xs.
+        tile: the batch rows per program (default: all of B), in interpret
+            mode and on a GPU. B is padded to a multiple of it and the
+            padding dropped afterwards. A TPU runs the whole batch in one
+            program: Mosaic takes a block of the batch only in multiples of
+            128 rows where the batch is an array's last axis (the masks
+            [T, B]), and a TPU core runs programs one after another anyway.
+        interpret: True runs Pallas' interpret mode everywhere; False
+            compiles the kernel for a GPU (Triton) or a TPU (Mosaic) and
+            runs `lax.scan` elsewhere; None (the default) is False except on
+            a CPU, where it is True. Compiled, a loop whose constants exceed
+            ONCHIP_BYTES runs as `lax.scan` instead.
+
+    Returns:
+        (final carry, ys), as `lax.scan` returns them.
+    """
+    call = functools.partial(_kernel_call, body, carry, xs, reverse)
     if interpret:
-        return launch(True, None, *operands)
+        return call(tile, True, None)
 
-    def fallback(*operands):
+    def fallback():
         return jax.lax.scan(body, carry, xs, reverse=reverse)
+
+    def branch(tile, compiler_params):
+        def run():  # traced by platform_dependent, inside the branch
+            result = call(tile, False, compiler_params)
+            return fallback() if result is None else result  # None: too big
+
+        return run
 
     # The platform is known when the program is lowered, not here: each
     # platform gets its own branch, and the one that runs is the branch of
     # the platform the program is lowered for (see the module's docstring).
-    triton = functools.partial(launch, False, _triton_params()) if fits else fallback
-    mosaic = functools.partial(launch, False, None) if fits else fallback
-    branches = {"cuda": triton, "rocm": triton, "tpu": mosaic}
+    triton = branch(tile, _triton_params())
+    branches = {"cuda": triton, "rocm": triton, "tpu": branch(None, None)}
     if interpret is None:
-        branches["cpu"] = functools.partial(launch, True, None)
-    return jax.lax.platform_dependent(*operands, default=fallback, **branches)
+        branches["cpu"] = lambda: call(tile, True, None)
+    return jax.lax.platform_dependent(default=fallback, **branches)

@@ -63,17 +63,17 @@ def test_kernel_scan_is_lax_scan(reverse, tile):
 
 
 def test_odd_sizes():
-    """Sizes that no tile divides: B = 3, T = 5, D = 7, H = 11."""
+    """Sizes that no tile divides: B = 19 (padded to 32, two programs of 16
+    rows), T = 5, D = 7, H = 11 (padded to 16)."""
     with x64():
         layer = jaxrnn.init_layer(
             jax.random.key(3), "lstm", 7, 11, dtype=jnp.float64, bidirectional=True
         )
-        xs = jax.random.normal(jax.random.key(4), (3, 5, 7), jnp.float64)
+        xs = jax.random.normal(jax.random.key(4), (19, 5, 7), jnp.float64)
+        lengths = jnp.arange(19) % 5 + 1
 
         def loss(layer, impl):
-            ys, final = jaxrnn.apply_layer(
-                layer, xs, lengths=jnp.array([5, 2, 4]), impl=impl
-            )
+            ys, final = jaxrnn.apply_layer(layer, xs, lengths=lengths, impl=impl)
             return jnp.sum(jnp.sin(ys)) + jnp.sum(final.c**2)
 
         value, grads = jax.value_and_grad(loss)(layer, "pallas")
@@ -102,7 +102,8 @@ TARGETS = {
 
 
 def _lowered(platform, fn, *args):
-    """fn(*args) lowered for `platform` as StableHLO text; the custom calls."""
+    """fn(*args) lowered for `platform`: the targets of its custom calls, and
+    for a GPU the grid of each kernel (its number of programs)."""
     (kind, cores, name), _ = TARGETS[platform]
     device = jax.sharding.AbstractDevice(
         device_kind=kind, num_cores=cores, platform=name
@@ -110,7 +111,8 @@ def _lowered(platform, fn, *args):
     mesh = jax.sharding.AbstractMesh((1,), ("x",), abstract_device=device)
     with jax.sharding.use_abstract_mesh(mesh):
         text = jax.jit(fn).trace(*args).lower(lowering_platforms=(platform,)).as_text()
-    return re.findall(r"custom_call @([^(\s]+)\(", text)
+    calls = re.findall(r"custom_call @([^(\s]+)\(", text)
+    return calls, [int(n) for n in re.findall(r"grid_x = (\d+) : i32", text)]
 
 
 def _layer_loss(cell, dtype, **kwargs):
@@ -125,8 +127,8 @@ def _layer_loss(cell, dtype, **kwargs):
         dtype=dtype,
         **kwargs,
     )
-    xs = jax.random.normal(jax.random.key(1), (3, 5, 7), dtype)
-    lengths = jnp.array([5, 2, 4])
+    xs = jax.random.normal(jax.random.key(1), (20, 5, 7), dtype)
+    lengths = jnp.arange(20) % 5 + 1
 
     def loss(layer, xs):
         ys, final = jaxrnn.apply_layer(layer, xs, lengths=lengths, impl="pallas")
@@ -157,13 +159,15 @@ TRITON_DEPRECATED = "ignore:The Pallas Triton backend is deprecated:DeprecationW
 )
 def test_kernels_lower_for_gpu_and_tpu(platform, cell, dtype, kwargs):
     """Value and gradient of two bidirectional layers with lengths, at sizes
-    that are not powers of two (B = 3, T = 5, D = 7, H = 20): every loop is a
-    kernel, 2 layers x 2 directions x (forward, backward) = 8 of them. One
+    that are not powers of two (B = 20, T = 5, D = 7, H = 20; B pads to 32,
+    two programs of 16 rows): every loop is a kernel, 2 layers x 2
+    directions x (forward, backward) = 8 of them. One
     case per platform runs in CI's Python 3.12 pass (the newest jax); all
     run in the README's command."""
     fn, layer, xs = _layer_loss(cell, dtype, **kwargs)
-    calls = _lowered(platform, fn, layer, xs)
+    calls, grids = _lowered(platform, fn, layer, xs)
     assert calls == [TARGETS[platform][1]] * 8
+    assert grids == ([2] * 8 if platform == "cuda" else [])
 
 
 @pytest.mark.filterwarnings(TRITON_DEPRECATED)
@@ -174,7 +178,7 @@ def test_past_the_on_chip_budget_the_loops_are_lax_scan(monkeypatch):
     expected = fn(layer, xs)
     monkeypatch.setattr(_pallas, "ONCHIP_BYTES", 0)
     for platform in TARGETS:
-        assert _lowered(platform, fn, layer, xs) == []
+        assert _lowered(platform, fn, layer, xs) == ([], [])
     assert "pallas_call" in str(jax.make_jaxpr(fn)(layer, xs))
     for a, b in zip(jax.tree.leaves(fn(layer, xs)), jax.tree.leaves(expected)):
         np.testing.assert_array_equal(a, b)
@@ -241,7 +245,7 @@ def test_the_on_chip_budget_in_hidden_units(cell, dtype, largest):
             ys, _ = jaxrnn.apply_layer(layer, xs, impl="pallas")
             return jnp.sum(ys.astype(jnp.float32))
 
-        return len(_lowered("cuda", jax.grad(loss), layer))
+        return len(_lowered("cuda", jax.grad(loss), layer)[0])
 
     assert (kernels(largest), kernels(largest + 1)) == (2, 0)
 
