@@ -48,6 +48,7 @@ def test_unroll_gradients_are_identical_for_every_choice(seq_len, reverse, getke
             assert_trees_close(grad(params, carry, xs, checkpoint), expected, 1e-12)
 
 
+@pytest.mark.slow  # the Python 3.12 pass checks checkpointing on the cells
 @pytest.mark.parametrize("checkpoint", ["step", 4, "sqrt"])
 def test_layer_with_every_option_is_unchanged_by_checkpointing(checkpoint, getkey):
     params = jaxrnn.init_layer(

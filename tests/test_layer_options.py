@@ -299,6 +299,7 @@ def test_zoneout_in_evaluation_is_the_expectation(getkey):
             np.testing.assert_allclose(final.c[d, b], c, atol=1e-6)
 
 
+@pytest.mark.slow  # each option has its own test in the Python 3.12 pass
 def test_all_options_together_with_lengths_and_bidirectional(getkey):
     params = jaxrnn.init_layer(
         getkey(),
