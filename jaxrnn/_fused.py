@@ -93,15 +93,17 @@ def _forward(cell, w_ih, w_hh, b, extra, carry, xs, mask, unroll, save, loop):
     # The bias is added inside the loop: fused into the dot of the input
     # projection it costs XLA:CPU more than the whole loop's adds (14 ms of
     # 55 ms at B=64, T=100, H=256).
+    # The kernels' cells compute in `accumulator` (float32 for 16-bit
+    # inputs): the projection, the biases and the carry enter it cast once.
     acc = _kernel.accumulator(dtype) if cell.kernel else dtype
     if hoist:
-        xw = _mm(xs, w_ih, acc)
-        xw = tuple(jnp.split(xw, cell.blocks, axis=-1))
+        xw = tuple(jnp.split(_mm(xs, w_ih, acc), cell.blocks, axis=-1))
     else:
         xw = xs
         w_ih_t = jax.lax.optimization_barrier(w_ih.T)
+    b, extra = (None if a is None else a.astype(acc) for a in (b, extra))
     biases = [None] * cell.blocks if b is None else jnp.split(b, cell.blocks)
-    if cell.kernel:  # one [H, H] block per gate; the carry in `accumulator`
+    if cell.kernel:  # one [H, H] block per gate
         w_hh_t = tuple(w.T for w in jnp.split(w_hh, cell.blocks))
         carry = _cast(carry, acc)
     else:
@@ -114,10 +116,7 @@ def _forward(cell, w_ih, w_hh, b, extra, carry, xs, mask, unroll, save, loop):
         xw_t, m = inputs
         if not hoist:
             xw_t = jnp.split(xw_t @ w_ih_t, cell.blocks, axis=-1)
-        xw_t = [
-            x.astype(acc) if c is None else x.astype(acc) + c[None].astype(acc)
-            for x, c in zip(xw_t, biases)
-        ]
+        xw_t = [x if c is None else x + c[None] for x, c in zip(xw_t, biases)]
         new, saved = cell.forward(w_hh_t, extra, xw_t, carry)
         held = _hold(m, new, carry)
         if save:  # the outputs are the held h, masked after the loop
@@ -176,21 +175,29 @@ def _backward(
     return dcarry0, dxs, dw_ih, dw_hh, db, dhw
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3))
-def _sequence(name, activation, unroll, loop, params, carry, xs, mask):
-    cell = _xla_cells.cell(name, activation, loop)
+def _cell(name: str, activation: str, loop: str) -> _xla_cells.Cell:
+    """The cell's step and derivative: the kernels' layout for loop="pallas"."""
+    if loop == "pallas":
+        return _xla_cells.Cell(*_kernel.cell(name, activation), kernel=True)
+    return _xla_cells.cell(name, activation)
+
+
+def _run_forward(name, activation, unroll, loop, params, carry, xs, mask, save):
+    cell = _cell(name, activation, loop)
     extra = getattr(params, "b_hn", None)
     w_ih, w_hh, b = params.w_ih, params.w_hh, params.b
-    return _forward(cell, w_ih, w_hh, b, extra, carry, xs, mask, unroll, False, loop)
+    return _forward(cell, w_ih, w_hh, b, extra, carry, xs, mask, unroll, save, loop)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3))
+def _sequence(name, activation, unroll, loop, params, carry, xs, mask):
+    args = (name, activation, unroll, loop, params, carry, xs, mask)
+    return _run_forward(*args, save=False)
 
 
 def _sequence_fwd(name, activation, unroll, loop, params, carry, xs, mask):
-    cell = _xla_cells.cell(name, activation, loop)
-    extra = getattr(params, "b_hn", None)
-    w_ih, w_hh, b = params.w_ih, params.w_hh, params.b
-    final, ys, saved, after = _forward(
-        cell, w_ih, w_hh, b, extra, carry, xs, mask, unroll, True, loop
-    )
+    args = (name, activation, unroll, loop, params, carry, xs, mask)
+    final, ys, saved, after = _run_forward(*args, save=True)
     # Kept for the backward pass: the gates, and the carry after every step
     # (the carry before each step is the one after the step before).
     return (final, ys), (params, xs, mask, saved, after, carry)
@@ -199,7 +206,7 @@ def _sequence_fwd(name, activation, unroll, loop, params, carry, xs, mask):
 def _sequence_bwd(name, activation, unroll, loop, residuals, cotangents):
     params, xs, mask, saved, after, carry = residuals
     dfinal, dys = cotangents
-    cell = _xla_cells.cell(name, activation, loop)
+    cell = _cell(name, activation, loop)
     extra = getattr(params, "b_hn", None)
     dcarry0, dxs, dw_ih, dw_hh, db, dhw = _backward(
         cell,
@@ -284,7 +291,7 @@ def run(
         mask_t = None if mask_t is None else mask_t[::-1]
     if loop == "pallas":  # the kernel's sizes (see _kernel.pad)
         batch, hidden = xs_t.shape[1], params.w_hh.shape[1]
-        params, inner, xs_t, mask_t = _kernel.pad(name, params, inner, xs_t, mask_t)
+        params, inner, xs_t, mask_t = _kernel.pad(params, inner, xs_t, mask_t)
     final, ys = _sequence(name, activation, unroll, loop, params, inner, xs_t, mask_t)
     if loop == "pallas":
         final, ys = _kernel.unpad(final, ys, batch, hidden)

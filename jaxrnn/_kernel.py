@@ -1,11 +1,11 @@
 """The cells as the Pallas kernels run them (impl="pallas").
 
-`_fused`'s cells are written for XLA:CPU: one matmul for all G gates and
+`_xla_cells`' cells are written for XLA:CPU: one matmul for all G gates and
 slices of it, one tanh over the whole gate block, and gate gradients joined
 with a concatenate. The GPU lowering of Pallas (Triton) accepts none of that
 inside a kernel: it has no concatenate and no slice of a value, every array
 in a kernel must have a power-of-two size, and its matmul wants each side at
-least 16. So the kernels' cells here differ from `_fused`'s in layout only:
+least 16. So the kernels' cells here differ from those in layout only:
 
 - the recurrent weights enter the loop as G blocks [H, H], one per gate, and
   a step does one matmul per gate;
@@ -13,9 +13,9 @@ least 16. So the kernels' cells here differ from `_fused`'s in layout only:
   after the loop, outside the kernel;
 - `pad` pads the batch and the hidden units with zeros to a power of two of
   at least 16 (`size`), and `unpad` drops the padding; the batch then runs
-  as programs of TILE rows. A padded unit has
-  zero weights into and out of it, so it never reaches a real unit, and its
-  gradients are dropped with it;
+  as programs of TILE rows. A padded unit has zero weights into and out of
+  it, so it never reaches a real unit, and its gradients are dropped with
+  it;
 - bfloat16 and float16 compute in float32 (`accumulator`): every matmul
   accumulates in float32, the gates are float32, and the carry (h, and the
   LSTM's cell state c) stays float32 across all T steps inside the kernel.
@@ -36,7 +36,8 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
-GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+from jaxrnn._pallas import pad_axis
+
 # The batch rows of one program of a kernel: the padded batch (a power of
 # two, at least 16) splits into programs of this many rows, which run on
 # separate cores of a GPU, each with its own copy of W_hh. 16 is the smallest
@@ -118,7 +119,7 @@ def _gru_forward(w_t, b_hn, xw, carry):
     z = jax.nn.sigmoid(x_z + _dot(h, w_t[1]))
     h_n = _dot(h, w_t[2])
     if b_hn is not None:
-        h_n = h_n + b_hn[None].astype(h_n.dtype)
+        h_n = h_n + b_hn[None]
     n = jnp.tanh(x_n + r * h_n)
     return (n + z * (h - n),), (r, z, n, h_n)
 
@@ -166,49 +167,42 @@ def _rnn_backward(activation, w, extra, saved, prev, new, dcarry):
 def cell(name: str, activation: str) -> tuple[Callable, Callable, bool, int]:
     """(forward, backward, split_recurrent, blocks), as `_xla_cells.Cell` has them."""
     if name == "lstm":
-        return _lstm_forward, _lstm_backward, False, GATES[name]
+        return _lstm_forward, _lstm_backward, False, 4
     if name == "gru":
-        return _gru_forward, _gru_backward, True, GATES[name]
+        return _gru_forward, _gru_backward, True, 3
     return (
         functools.partial(_rnn_forward, activation),
         functools.partial(_rnn_backward, activation),
         False,
-        GATES[name],
+        1,
     )
-
-
-def _pad_axis(a: jax.Array, axis: int, n: int) -> jax.Array:
-    if a.shape[axis] == n:
-        return a
-    widths = [(0, 0)] * a.ndim
-    widths[axis] = (0, n - a.shape[axis])
-    return jnp.pad(a, widths)
 
 
 def _pad_gates(a: jax.Array, gates: int, n: int) -> jax.Array:
     """Pad each gate's block of rows of a [G*H, ...] to n rows."""
     blocks = a.reshape(gates, a.shape[0] // gates, *a.shape[1:])
-    return _pad_axis(blocks, 1, n).reshape(gates * n, *a.shape[1:])
+    return pad_axis(blocks, 1, n).reshape(gates * n, *a.shape[1:])
 
 
-def pad(name: str, params: Any, carry: tuple, xs: jax.Array, mask: Any):
+def pad(params: Any, carry: tuple, xs: jax.Array, mask: Any):
     """The kernel's sizes: B and H padded with zeros to `size(B)`, `size(H)`.
 
-    carry holds [B, H] leaves; xs is [T, B, D] (D stays: the input projection
-    is one matmul outside the kernel); mask is [T, B] or None.
+    params are a cell's (w_hh [G*H, H] gives G); carry holds [B, H] leaves;
+    xs is [T, B, D] (D stays: the input projection is one matmul outside the
+    kernel); mask is [T, B] or None.
     """
-    gates = GATES[name]
+    gates = params.w_hh.shape[0] // params.w_hh.shape[1]
     hidden = size(params.w_hh.shape[1])
     batch = size(xs.shape[1])
-    w_hh = _pad_axis(_pad_gates(params.w_hh, gates, hidden), 1, hidden)
+    w_hh = pad_axis(_pad_gates(params.w_hh, gates, hidden), 1, hidden)
     new = {"w_ih": _pad_gates(params.w_ih, gates, hidden), "w_hh": w_hh}
     if params.b is not None:
         new["b"] = _pad_gates(params.b, gates, hidden)
     if getattr(params, "b_hn", None) is not None:
-        new["b_hn"] = _pad_axis(params.b_hn, 0, hidden)
-    carry = tuple(_pad_axis(_pad_axis(c, 0, batch), 1, hidden) for c in carry)
-    xs = _pad_axis(xs, 1, batch)
-    mask = None if mask is None else _pad_axis(mask, 1, batch)
+        new["b_hn"] = pad_axis(params.b_hn, 0, hidden)
+    carry = tuple(pad_axis(pad_axis(c, 0, batch), 1, hidden) for c in carry)
+    xs = pad_axis(xs, 1, batch)
+    mask = None if mask is None else pad_axis(mask, 1, batch)
     return params._replace(**new), carry, xs, mask
 
 

@@ -65,6 +65,15 @@ from jax.experimental.pallas import triton as pl_triton
 ONCHIP_BYTES = 160 * 2**10
 
 
+def pad_axis(a: jax.Array, axis: int, n: int) -> jax.Array:
+    """a with zeros appended along `axis` up to length n."""
+    if a.shape[axis] == n:
+        return a
+    widths = [(0, 0)] * a.ndim
+    widths[axis] = (0, n - a.shape[axis])
+    return jnp.pad(a, widths)
+
+
 def _triton_params() -> Any:
     """Triton's settings for the GPU kernel: its defaults (4 warps), until
     they are tuned on a GPU."""
@@ -97,16 +106,8 @@ def _kernel_call(body, carry, xs, reverse, tile, interpret, compiler_params):
     steps, batch = x_leaves[0].shape[:2]
     tile = batch if tile is None else min(int(tile), batch)
     padded = -(-batch // tile) * tile
-
-    def pad(a, axis):
-        if padded == batch:
-            return a
-        widths = [(0, 0)] * a.ndim
-        widths[axis] = (0, padded - batch)
-        return jnp.pad(a, widths)
-
-    carry_leaves = [pad(a, 0) for a in carry_leaves]
-    x_leaves = [pad(a, 1) for a in x_leaves]
+    carry_leaves = [pad_axis(a, 0, padded) for a in carry_leaves]
+    x_leaves = [pad_axis(a, 1, padded) for a in x_leaves]
 
     # Trace the body once at the tile's shapes; what it closes over (the
     # weights) comes out as the jaxpr's constants, which the kernel loads.

@@ -1,9 +1,9 @@
 """The cells as the fused path runs them under XLA (impl="fused").
 
 Each cell is a step and its hand-written derivative on time-major [B, .]
-blocks, written for XLA:CPU (see `Cell`). `cell(name, activation, loop)`
-returns them, or, for the Pallas kernels (loop="pallas"), the cells of
-`jaxrnn._kernel`, which have the same interface in the kernels' layout.
+blocks, written for XLA:CPU (see `Cell`). The Pallas kernels' cells
+(`jaxrnn._kernel`) have the same interface in the kernels' layout, and the
+same pointwise derivatives, which both take from `_kernel`.
 """
 
 from __future__ import annotations
@@ -120,9 +120,7 @@ def _rnn_backward(activation, w_hh, extra, saved, carry_prev, carry_new, dcarry)
     return (dz @ w_hh,), dz, dz
 
 
-def cell(name: str, activation: str, loop: str) -> Cell:
-    if loop == "pallas":
-        return Cell(*_kernel.cell(name, activation), kernel=True)
+def cell(name: str, activation: str) -> Cell:
     if name == "lstm":
         return Cell(_lstm_forward, _lstm_backward, False, 1)
     if name == "gru":

@@ -230,6 +230,7 @@ def test_16_bit_inputs_are_computed_in_float32(cell, dtype):
         ("lstm", jnp.float32, 64),
         ("gru", jnp.bfloat16, 128),
         ("rnn", jnp.float32, 128),
+        ("rnn", jnp.bfloat16, 256),
     ],
 )
 def test_the_on_chip_budget_in_hidden_units(cell, dtype, largest):
