@@ -54,7 +54,7 @@ VARIANTS = [
 
 def _reference_error(params, xs):
     """Max |apply_layer - unroll of the reference step| on the first example."""
-    from jaxrnn import _cells
+    from jaxrnn.cells import _registry as _cells
 
     spec = _cells.CELLS[params.cell]
     h = jnp.zeros(params.output_size)

@@ -31,7 +31,7 @@ def lengths_to_mask(lengths: Any, seq_len: int) -> jax.Array:
     Returns:
         Boolean array of shape `[..., T]`.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> lengths_to_mask(jnp.array([0, 2, 5]), 3).astype(int).tolist()
         [[0, 0, 0], [1, 1, 0], [1, 1, 1]]
@@ -288,7 +288,7 @@ def unroll(
         ValueError, TypeError: for a badly shaped or typed xs, mask or length,
             at trace time (and the step's own errors for params and carry).
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp
         >>> p = init_lstm(jax.random.key(0), 3, 5)
         >>> carry, ys = unroll(lstm_step, p, init_lstm_carry(5), jnp.ones((7, 3)),

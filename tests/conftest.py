@@ -1,6 +1,11 @@
-"""Test configuration: strict promotion, so the library never relies on implicit casts.
+"""Test configuration: the two tiers, and strict promotion throughout.
 
-Rank promotion raises and dtype promotion is "strict" for every test. Tests
+`python -m pytest` runs the default tier: the first case of every test that
+is not marked slow, which touches every module. `python -m pytest --full`
+runs everything; `-m slow` runs only the rest (see pytest_collection_modifyitems).
+
+Strict promotion, so that the library never relies on implicit casts: rank
+promotion raises and dtype promotion is "strict" for every test. Tests
 that run optax's Adam opt out with the `standard_promotion` fixture: optax
 itself mixes Python floats with int32 step counts (in its bias correction),
 which strict mode refuses. The library's own code is strict-clean.
@@ -60,8 +65,41 @@ def permissive_promotion():
 LONGEST_FIRST = ("test_notebooks.py::test_notebook_runs", "test_properties.py")
 
 
-def pytest_collection_modifyitems(items):
-    """Run the longest tests first (a stable sort: the rest keep their order)."""
+def pytest_addoption(parser):
+    parser.addoption(
+        "--full",
+        action="store_true",
+        help="run the full suite: the default tier and every test marked slow "
+        "(slow grids, peer-parity grids, hypothesis, notebooks)",
+    )
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m selects on the markers added here
+def pytest_collection_modifyitems(config, items):
+    """The tiers, then the order.
+
+    A parametrized test runs its first case in the default tier and every
+    case in the full tier: the later cases are marked slow here, so that
+    `-m slow` selects them too. A test marked `every_case` runs every case
+    in both (for cases that are modules or pages, each cheap). The default
+    tier leaves out everything marked slow, unless --full or a -m expression
+    is given. The longest tests run first (a stable sort).
+    """
+    first = set()
+    for item in items:
+        if getattr(item, "callspec", None) is None:
+            continue
+        if item.get_closest_marker("every_case"):
+            continue
+        key = (item.path, item.originalname)
+        if key in first:
+            item.add_marker(pytest.mark.slow)
+        first.add(key)
+    if not config.getoption("--full") and not config.option.markexpr:
+        slow = [item for item in items if item.get_closest_marker("slow")]
+        if slow:
+            config.hook.pytest_deselected(items=slow)
+            items[:] = [item for item in items if not item.get_closest_marker("slow")]
 
     def rank(item):
         return next(

@@ -313,8 +313,22 @@ CELLS = [
 ]
 CELL_IDS = [c.name for c in CELLS]
 
-# Tolerances per dtype, for comparing against a float64 oracle.
-TOL = {jnp.float64: 1e-10, jnp.float32: 1e-5, jnp.bfloat16: 5e-2}
+# The one tolerance table: atol = rtol, by what is compared and its dtype.
+# "oracle": jaxrnn against a float64 NumPy transcription or another form of
+# the same reference computation; "fast": a fast path or kernel against the
+# reference (float64 agrees to rounding; 16-bit inputs round at every step);
+# "peer": jaxrnn against PyTorch, Flax, Keras or Equinox.
+TOLERANCES = {
+    "oracle": {jnp.float64: 1e-10, jnp.float32: 1e-5, jnp.bfloat16: 5e-2},
+    "fast": {
+        jnp.float64: 1e-12,
+        jnp.float32: 1e-5,
+        jnp.bfloat16: 5e-2,
+        jnp.float16: 1e-2,
+    },
+    "peer": {jnp.float64: 1e-10, jnp.float32: 1e-5},
+}
+TOL = TOLERANCES["oracle"]
 
 
 def assert_trees_close(actual, expected, tol):

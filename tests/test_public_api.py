@@ -6,6 +6,9 @@ import pytest
 
 import jaxrnn
 
+# Each case is a module, a page or a notebook: all run in the default tier.
+pytestmark = pytest.mark.every_case
+
 
 @pytest.mark.parametrize(
     "module",

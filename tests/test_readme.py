@@ -1,4 +1,5 @@
-"""The README's snippets run, and print what their comments say."""
+"""The README's and the docs pages' code blocks run, and print what their
+comments say; the Quickstart is two commands."""
 
 import contextlib
 import importlib.util
@@ -6,12 +7,25 @@ import io
 import pathlib
 import re
 
-README = (pathlib.Path(__file__).parents[1] / "README.md").read_text()
-BLOCKS = re.findall(r"```python\n(.*?)```", README, re.S)
+import pytest
+
+# Each case is a module, a page or a notebook: all run in the default tier.
+pytestmark = pytest.mark.every_case
+
+ROOT = pathlib.Path(__file__).parents[1]
+README = (ROOT / "README.md").read_text()
+# Every page of the docs site written here (the notebooks and the benchmark
+# results are checked by their own tests).
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
-def test_there_is_a_tour():
-    assert len(BLOCKS) >= 6
+def _blocks(path):
+    return re.findall(r"```python\n(.*?)```", path.read_text(), re.S)
+
+
+def test_readme_is_short_and_has_an_example():
+    assert len(README.splitlines()) <= 200
+    assert len(_blocks(ROOT / "README.md")) >= 1
 
 
 def test_quickstart_is_two_commands():
@@ -22,14 +36,15 @@ def test_quickstart_is_two_commands():
     assert "jaxrnn compare" in commands[0] and "pytest" in commands[1]
 
 
-def test_readme_snippets(standard_promotion):
-    """Run the blocks in order, in one namespace, as a reader would.
+@pytest.mark.parametrize("path", [p for p in PAGES if _blocks(p)], ids=lambda p: p.name)
+def test_page_snippets(path, standard_promotion):
+    """Run a page's blocks in order, in one namespace, as a reader would.
 
     A line `print(...)  # text` promises that it prints `text` (anything after
     a ": " in the comment is explanation, not output).
     """
     namespace = {}
-    for number, block in enumerate(BLOCKS):
+    for number, block in enumerate(_blocks(path)):
         if "import torch" in block and importlib.util.find_spec("torch") is None:
             continue  # the PyTorch interop example needs the test extra's torch
         expected = [
@@ -39,5 +54,5 @@ def test_readme_snippets(standard_promotion):
         ]
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
-            exec(compile(block, f"README block {number}", "exec"), namespace)
-        assert out.getvalue().splitlines() == expected, f"README block {number}"
+            exec(compile(block, f"{path.name} block {number}", "exec"), namespace)
+        assert out.getvalue().splitlines() == expected, f"{path.name} block {number}"

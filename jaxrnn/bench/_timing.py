@@ -14,6 +14,7 @@ import time
 from typing import Any, Callable
 
 import jax
+import jaxlib
 
 
 def _machine_name(device) -> str:
@@ -49,12 +50,7 @@ def environment() -> dict:
         # processes were competing and the figures are suspect.
         info["load_1min"] = round(os.getloadavg()[0], 2)
     info["machine"] = _machine_name(device)
-    try:
-        import jaxlib
-
-        info["jaxlib"] = jaxlib.__version__
-    except ImportError:
-        pass
+    info["jaxlib"] = jaxlib.__version__
     return info
 
 

@@ -10,9 +10,11 @@ For the LSTM (gate blocks i, f, g, o, as in `lstm_step`):
 For the GRU (r, z, n, as in `gru_step`): r_t, the reset gate; z_t, the update
 gate (1 keeps h_{t-1}); n_t, the candidate.
 
-The traces recompute the gates from the pre-activations, and the tests check
-that the states they report are exactly those of `unroll` over the reference
-step, so the two cannot drift apart.
+The traces compute the gates with the cells' own gate functions
+(`jaxrnn.cells._lstm.lstm_gates` and `lstm_state`, `jaxrnn.cells._gru.gru_gates`
+and `gru_state`), the ones `lstm_step` and `gru_step` call, so the equations
+are written once; the tests check that the states they report are exactly
+those of `unroll` over the reference step.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxrnn import _checks, _init
-from jaxrnn._gru import GRUParams
-from jaxrnn._lstm import LSTMCarry, LSTMParams
+from jaxrnn import _checks
+from jaxrnn.cells import _gru, _lstm, _validate
+from jaxrnn.cells._gru import GRUParams
+from jaxrnn.cells._lstm import LSTMCarry, LSTMParams
 
 
 class LSTMGates(NamedTuple):
@@ -110,7 +113,7 @@ def lstm_gates(params: LSTMParams, xs: Any, carry: Any = None) -> LSTMGates:
     Returns:
         LSTMGates(i, f, g, o, c, h), each [T, H].
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp
         >>> p = init_lstm(jax.random.key(0), 2, 3)
         >>> gates = lstm_gates(p, jnp.ones((5, 2)))
@@ -128,16 +131,9 @@ def lstm_gates(params: LSTMParams, xs: Any, carry: Any = None) -> LSTMGates:
         z = params.w_ih @ x + params.w_hh @ h
         if params.b is not None:
             z = z + params.b
-        zi, zf, zg, zo = jnp.split(z, 4)
-        i, f, g, o = (
-            jax.nn.sigmoid(zi),
-            jax.nn.sigmoid(zf),
-            jnp.tanh(zg),
-            jax.nn.sigmoid(zo),
-        )
-        c = f * c + i * g
-        h = o * jnp.tanh(c)
-        return LSTMCarry(h, c), LSTMGates(i, f, g, o, c, h)
+        gates = _lstm.lstm_gates(z)
+        c, h = _lstm.lstm_state(gates, c)
+        return LSTMCarry(h, c), LSTMGates(*gates, c, h)
 
     return jax.lax.scan(body, carry, xs)[1]
 
@@ -153,30 +149,25 @@ def gru_gates(params: GRUParams, xs: Any, carry: Any = None) -> GRUGates:
     Returns:
         GRUGates(r, z, n, h), each [T, H].
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp
         >>> p = init_gru(jax.random.key(0), 2, 3)
         >>> gru_gates(p, jnp.ones((5, 2))).z.shape
         (5, 3)
     """
     xs = _inputs("gru_gates", params, GRUParams, xs)
-    _init.both_biases("gru_gates", params)
+    _validate.both_biases("gru_gates", params)
     if carry is None:
         carry = jnp.zeros(params.w_hh.shape[1], xs.dtype)
     carry = _state("gru_gates", carry, params.w_hh.shape[1], xs.dtype)
 
     def body(h, x):
-        x_r, x_z, x_n = jnp.split(params.w_ih @ x, 3)
-        h_r, h_z, h_n = jnp.split(params.w_hh @ h, 3)
+        x_gates = params.w_ih @ x
         if params.b is not None:
-            b_r, b_z, b_n = jnp.split(params.b, 3)
-            x_r, x_z, x_n = x_r + b_r, x_z + b_z, x_n + b_n
-            h_n = h_n + params.b_hn
-        r = jax.nn.sigmoid(x_r + h_r)
-        z = jax.nn.sigmoid(x_z + h_z)
-        n = jnp.tanh(x_n + r * h_n)
-        h = (1 - z) * n + z * h
-        return h, GRUGates(r, z, n, h)
+            x_gates = x_gates + params.b
+        gates = _gru.gru_gates(x_gates, params.w_hh @ h, params.b_hn)
+        h = _gru.gru_state(gates, h)
+        return h, GRUGates(*gates, h)
 
     return jax.lax.scan(body, carry, xs)[1]
 
@@ -194,7 +185,7 @@ def gate_statistics(gates: LSTMGates | GRUGates, margin: float = 0.1) -> GateSta
     Returns:
         GateStats(mean, saturated, low, high), dicts keyed by gate name.
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp
         >>> p = init_lstm(jax.random.key(0), 2, 3)
         >>> stats = gate_statistics(lstm_gates(p, jnp.ones((5, 2))))

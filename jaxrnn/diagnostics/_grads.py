@@ -105,7 +105,7 @@ def state_gradients(
         StateGradients(loss, grads, norms); norms[t] = ||dL/ds_t||, where
         s_t is the whole state after xs[t].
 
-    Example:
+    Examples:
         >>> import functools, jax, jax.numpy as jnp
         >>> p = init_rnn(jax.random.key(0), 2, 4)
         >>> xs = jnp.ones((5, 2))
@@ -197,7 +197,7 @@ def clip_trace(
     Returns:
         ClipTrace(params, loss, norm_before, norm_after, clipped).
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, optax
         >>> trace = clip_trace(lambda p, b: jnp.sum((p - b) ** 2), jnp.zeros(2),
         ...                    jnp.full((3, 2), 10.0), optax.sgd(0.1), max_norm=1.0)

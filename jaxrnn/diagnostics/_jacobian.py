@@ -62,7 +62,7 @@ def transition_jacobians(
         TransitionJacobians(jacobians [T, S, S], norms [T], to_end [T]), with
         S the size of the flattened carry (H, or 2H for the LSTM).
 
-    Example:
+    Examples:
         >>> import functools, jax, jax.numpy as jnp
         >>> p = init_rnn(jax.random.key(0), 2, 3)
         >>> out = transition_jacobians(functools.partial(rnn_step, p),
@@ -102,7 +102,7 @@ def span_jacobian(jacobians: Any, start: int, stop: int) -> jax.Array:
     for 0 <= start <= stop <= T; the identity when start == stop. Its
     `spectral_norm` is how much a gradient can grow or shrink over that span.
 
-    Example:
+    Examples:
         >>> import functools, jax, jax.numpy as jnp
         >>> p = init_rnn(jax.random.key(0), 2, 3)
         >>> jac = transition_jacobians(functools.partial(rnn_step, p),
@@ -151,7 +151,7 @@ def spectral_norm(w: Any) -> jax.Array:
 
     It bounds how much one multiplication by w can stretch a vector.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> float(spectral_norm(jnp.array([[3.0, 0.0], [0.0, -4.0]])))
         4.0
@@ -168,7 +168,7 @@ def spectral_radius(w: Any) -> jax.Array:
     NumPy on the host in float64; under `jit` it falls back to
     `jnp.linalg.eigvals`, which not every backend implements.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> float(spectral_radius(jnp.array([[0.0, 2.0], [-2.0, 0.0]])))
         2.0
@@ -192,7 +192,7 @@ def rescale_spectral_radius(w: Any, radius: float) -> jax.Array:
         ValueError: w not square, radius not a positive number, or w with a
             spectral radius of 0 (nilpotent), which no scaling can change.
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp
         >>> w = jax.random.normal(jax.random.key(0), (8, 8))
         >>> round(float(spectral_radius(rescale_spectral_radius(w, 0.9))), 4)
@@ -225,7 +225,7 @@ def derivative_bound(activation: str) -> float:
     gamma * ||W_hh||, so spectral_norm(W_hh) < 1 / gamma guarantees that
     gradients vanish (Pascanu et al. 2013).
 
-    Example:
+    Examples:
         >>> 1 / derivative_bound("sigmoid")
         4.0
     """

@@ -15,13 +15,15 @@ from jaxrnn.interop._flax import to_flax_nnx as to_flax_nnx
 from jaxrnn.interop._keras import from_keras as from_keras
 from jaxrnn.interop._keras import to_keras as to_keras
 from jaxrnn.interop._torch import from_torch as from_torch
-from jaxrnn.interop._torch import gru_params_from_torch as gru_params_from_torch
-from jaxrnn.interop._torch import gru_params_to_torch as gru_params_to_torch
-from jaxrnn.interop._torch import lstm_params_from_torch as lstm_params_from_torch
-from jaxrnn.interop._torch import lstm_params_to_torch as lstm_params_to_torch
-from jaxrnn.interop._torch import rnn_params_from_torch as rnn_params_from_torch
-from jaxrnn.interop._torch import rnn_params_to_torch as rnn_params_to_torch
 from jaxrnn.interop._torch import to_torch as to_torch
+from jaxrnn.interop._torch_params import gru_params_from_torch as gru_params_from_torch
+from jaxrnn.interop._torch_params import gru_params_to_torch as gru_params_to_torch
+from jaxrnn.interop._torch_params import (
+    lstm_params_from_torch as lstm_params_from_torch,
+)
+from jaxrnn.interop._torch_params import lstm_params_to_torch as lstm_params_to_torch
+from jaxrnn.interop._torch_params import rnn_params_from_torch as rnn_params_from_torch
+from jaxrnn.interop._torch_params import rnn_params_to_torch as rnn_params_to_torch
 
 __all__ = [
     "carry_from_flax",

@@ -8,11 +8,12 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrnn import _cells, _checks
-from jaxrnn._elman import RNNParams
-from jaxrnn._gru import GRUParams
-from jaxrnn._layer_params import LayerParams
-from jaxrnn._lstm import LSTMParams
+from jaxrnn import _checks
+from jaxrnn.cells import _registry
+from jaxrnn.cells._elman import RNNParams
+from jaxrnn.cells._gru import GRUParams
+from jaxrnn.cells._lstm import LSTMParams
+from jaxrnn.layer._params import LayerParams
 
 CELL_TYPES = {"rnn": RNNParams, "lstm": LSTMParams, "gru": GRUParams}
 
@@ -57,7 +58,7 @@ def cell_name(fn: str, params: Any) -> str:
     for name, cls in CELL_TYPES.items():
         if isinstance(params, cls):
             return name
-    variant = _cells.spec_of(params)
+    variant = _registry.spec_of(params)
     _checks.fail(
         fn,
         "params",

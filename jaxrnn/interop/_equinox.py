@@ -15,16 +15,16 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn import _checks
-from jaxrnn._gru import GRUParams
-from jaxrnn._layer_params import LayerParams
-from jaxrnn._lstm import LSTMParams
+from jaxrnn.cells._gru import GRUParams
+from jaxrnn.cells._lstm import LSTMParams
 from jaxrnn.interop import _common
+from jaxrnn.layer._params import LayerParams
 
 
 def from_equinox(cell: Any) -> LayerParams:
     """Convert an eqx.nn.LSTMCell or eqx.nn.GRUCell to a one-cell LayerParams.
 
-    Example:
+    Examples:
         >>> import equinox as eqx, jax
         >>> p = from_equinox(eqx.nn.GRUCell(3, 5, key=jax.random.key(0)))
         >>> p.cell, p.cells[0][0].b_hn.shape

@@ -34,12 +34,13 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxrnn import _activations, _checks
-from jaxrnn._elman import RNNParams
-from jaxrnn._gru import GRUParams
-from jaxrnn._layer_params import LayerParams
-from jaxrnn._lstm import LSTMCarry, LSTMParams
+from jaxrnn import _checks
+from jaxrnn.cells import _activations
+from jaxrnn.cells._elman import RNNParams
+from jaxrnn.cells._gru import GRUParams
+from jaxrnn.cells._lstm import LSTMCarry, LSTMParams
 from jaxrnn.interop import _common
+from jaxrnn.layer._params import LayerParams
 
 _GATES_LSTM = ("i", "f", "g", "o")
 _GATES_GRU = ("r", "z", "n")
@@ -117,7 +118,7 @@ def from_flax(cell: Any, variables: Any = None) -> LayerParams:
         take `.cells[0][0]` for `unroll`. Remember Flax's LSTM carry is (c, h):
         see `carry_from_flax`.
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp
         >>> from flax import linen as nn
         >>> cell = nn.OptimizedLSTMCell(5)

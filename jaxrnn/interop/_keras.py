@@ -23,13 +23,14 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
-from jaxrnn import _activations, _checks
-from jaxrnn._elman import RNNParams, rnn_step
-from jaxrnn._gru import GRUParams, gru_step
-from jaxrnn._layer_params import LayerParams
-from jaxrnn._lstm import LSTMCarry, LSTMParams, lstm_step
+from jaxrnn import _checks
 from jaxrnn._unroll import resolve_mask, unroll
+from jaxrnn.cells import _activations
+from jaxrnn.cells._elman import RNNParams, rnn_step
+from jaxrnn.cells._gru import GRUParams, gru_step
+from jaxrnn.cells._lstm import LSTMCarry, LSTMParams, lstm_step
 from jaxrnn.interop import _common
+from jaxrnn.layer._params import LayerParams
 
 _KINDS = {"SimpleRNN": "rnn", "LSTM": "lstm", "GRU": "gru"}
 _KERAS_ACTIVATIONS = {

@@ -86,7 +86,7 @@ def save(path: str | os.PathLike, tree: Any, *, metadata: dict | None = None) ->
             hold.
         ValueError: the folder does not exist.
 
-    Example:
+    Examples:
         >>> import jax, tempfile, os
         >>> from jaxrnn import init_layer
         >>> params = init_layer(jax.random.key(0), "gru", 3, 5)

@@ -6,12 +6,13 @@ import dataclasses
 import math
 from typing import Any
 
-from jaxrnn import _cells, _layer
+from jaxrnn.cells import _registry as _cells
+from jaxrnn.fast import _dispatch
 from jaxrnn.tasks import _registry
 
 CELLS = tuple(name for name in _cells.CELLS if name != "proj_lstm")
 ACTIVATIONS = ("tanh", "relu", "sigmoid")
-IMPLS = _layer.IMPLS  # apply_layer's
+IMPLS = _dispatch.IMPLS  # apply_layer's
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 TASKS = tuple(_registry.TASKS)
 

@@ -82,8 +82,10 @@ def split_series(
         values: the series [N], in time order.
         window: input steps per window (>= 1).
         horizon: steps forecast at once (>= 1).
-        valid_fraction, test_fraction: the shares of the series, at its end,
-            whose values are the validation and the test targets.
+        valid_fraction: the share of the series, before the test share,
+            whose values are the validation targets.
+        test_fraction: the share of the series, at its end, whose values
+            are the test targets.
         period: the seasonal period, kept for the seasonal-naive baseline.
 
     Raises:

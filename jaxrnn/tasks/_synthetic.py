@@ -50,7 +50,7 @@ def make_adding_batch(
         Batch(xs [B, T, 2], ys [B, T, 1] (zero except at the last step),
         mask [B, T] (True at the last step only)).
 
-    Example:
+    Examples:
         >>> import jax
         >>> b = make_adding_batch(jax.random.key(0), 4, 10)
         >>> b.xs.shape, b.ys.shape, b.mask[:, -1].all().item(), int(b.xs[..., 1].sum())
@@ -113,7 +113,7 @@ def make_copy_batch(
         Batch(xs [B, T + 20, 10] one-hot, ys int32 [B, T + 20] with values in
         [0, 10), mask [B, T + 20] all True).
 
-    Example:
+    Examples:
         >>> import jax
         >>> b = make_copy_batch(jax.random.key(0), 2, 5)
         >>> recalled = b.ys[:, -10:] == b.xs[:, :10].argmax(-1)

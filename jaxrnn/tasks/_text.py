@@ -17,7 +17,7 @@ from jaxrnn.tasks._synthetic import Batch
 class Vocab(NamedTuple):
     """The characters of a text, sorted; a character's id is its index.
 
-    Example:
+    Examples:
         >>> v = Vocab.from_text("hello")
         >>> v.chars, v.encode("hole").tolist(), v.decode([3, 1])
         ('ehlo', [1, 3, 2, 0], 'oh')

@@ -17,9 +17,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxrnn import _activations, _checks, _init, _unroll
-from jaxrnn._activations import Activation
-from jaxrnn._elman import ReadoutParams, RNNParams
+from jaxrnn import _checks, _unroll
+from jaxrnn.cells import _activations, _validate
+from jaxrnn.cells._activations import Activation
+from jaxrnn.cells._elman import ReadoutParams, RNNParams
 from jaxrnn.train._step import global_norm
 
 
@@ -89,10 +90,10 @@ def rnn_bptt(
     """
     fn = "rnn_bptt"
     loss = _checks.choice(fn, "loss", loss, ("mse", "cross_entropy"))
-    input_size, hidden_size, dtype = _init.params(fn, params, RNNParams, 1)
+    input_size, hidden_size, dtype = _validate.params(fn, params, RNNParams, 1)
     g1 = _activations.resolve(fn, "activation", activation)
     g1_prime = _activations.derivative(fn, activation)
-    h0 = _init.carry_array(fn, "h0", h0, hidden_size, dtype)
+    h0 = _validate.carry_array(fn, "h0", h0, hidden_size, dtype)
     xs = _checks.float_array(fn, "xs", xs, ndim=2)
     seq_len = xs.shape[0]
     _checks.shape(fn, "xs", xs, (seq_len, input_size), "[T, D]")

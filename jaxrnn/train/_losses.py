@@ -57,7 +57,7 @@ def mse_loss(predictions: Any, targets: Any, mask: Any = None) -> jax.Array:
     Returns:
         A scalar in float32 (float64 for float64 inputs).
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> float(mse_loss(jnp.array([[1.0], [3.0]]), jnp.zeros((2, 1)),
         ...                mask=jnp.array([True, False])))
@@ -87,7 +87,7 @@ def cross_entropy_loss(logits: Any, labels: Any, mask: Any = None) -> jax.Array:
     Returns:
         A scalar in float32 (float64 for float64 logits), in nats.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> round(float(cross_entropy_loss(jnp.zeros((3, 4)), jnp.array([0, 1, 2]))), 4)
         1.3863

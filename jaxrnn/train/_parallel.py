@@ -47,7 +47,7 @@ def make_data_parallel(
         mesh. It raises ValueError when a batch array's size along axis 0 is
         not divisible by the number of devices.
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp, optax
         >>> from jaxrnn.train import make_optimizer, make_train_step
         >>> opt = make_optimizer(0.1, optimizer=optax.sgd)

@@ -52,7 +52,7 @@ def make_optimizer(
     Returns:
         An optax.GradientTransformation.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> opt = make_optimizer(0.1, max_norm=1.0, optimizer=optax.sgd)
         >>> updates, _ = opt.update({"w": jnp.array([30.0, 40.0])},
@@ -124,7 +124,7 @@ def make_train_step(
         global norm of the gradient before any clipping; "finite", whether
         the loss and every gradient entry are finite; plus aux.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> opt = make_optimizer(0.1, optimizer=optax.sgd)
         >>> step = make_train_step(opt, lambda p, x: ((p - x) ** 2).sum())

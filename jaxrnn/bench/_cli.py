@@ -1,0 +1,144 @@
+"""`jaxrnn bench` and `python -m benchmarks`: the harness's command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import sys
+from typing import Sequence
+
+from jaxrnn.bench._grid import GRIDS
+from jaxrnn.bench._impls import KEYS, MEASURES
+from jaxrnn.bench._report import chart, latest_run, markdown
+from jaxrnn.bench._run import run
+from jaxrnn.bench._timing import environment, results_dir, save
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--grid",
+        choices=sorted(GRIDS),
+        default="cpu",
+        help="the problem sizes (default cpu; smoke runs in about a minute)",
+    )
+    parser.add_argument("--smoke", action="store_true", help="the same as --grid smoke")
+    parser.add_argument(
+        "--impls",
+        default=",".join(KEYS),
+        help=f"comma-separated families to time (default all: {','.join(KEYS)})",
+    )
+    parser.add_argument(
+        "--cells", default="lstm,gru,rnn", help="comma-separated cells to time"
+    )
+    parser.add_argument(
+        "--measures",
+        default=",".join(MEASURES),
+        help="forward, train_step or both (default both)",
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=10, help="timed rounds per measure (default 10)"
+    )
+    parser.add_argument(
+        "--save",
+        action="store_true",
+        help="append the JSON lines to RESULTS/<machine>/bench.jsonl and write "
+        "bench.md and bench.png beside them",
+    )
+    parser.add_argument(
+        "--results",
+        default=None,
+        help="the results folder for --save (default ./benchmarks/results)",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print the JSON lines, not the tables"
+    )
+    parser.add_argument(
+        "--report",
+        metavar="JSONL",
+        default=None,
+        help="time nothing: print the tables of the last run in this results "
+        "file, and with --save rewrite bench.md and bench.png beside it",
+    )
+
+
+def _split(parser, text: str, allowed: Sequence[str], what: str) -> list[str]:
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    unknown = [t for t in items if t not in allowed]
+    if unknown or not items:
+        parser.error(
+            f"--{what} takes a comma-separated subset of {', '.join(allowed)}; "
+            f"got {text!r}"
+        )
+    return items
+
+
+def _report_only(args: argparse.Namespace) -> int:
+    path = pathlib.Path(args.report)
+    try:
+        lines = [json.loads(s) for s in path.read_text().splitlines() if s.strip()]
+    except (OSError, json.JSONDecodeError) as error:
+        print(f"jaxrnn bench: cannot read {path}: {error}", file=sys.stderr)
+        return 2
+    lines = latest_run(lines)
+    print(markdown(lines))
+    if args.save:
+        (path.parent / "bench.md").write_text(markdown(lines))
+        chart(lines, path.parent / "bench.png")
+    return 0
+
+
+def execute(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Run the harness for parsed arguments; returns an exit status."""
+    if args.report:
+        return _report_only(args)
+    if args.repeats < 1:
+        parser.error(f"--repeats must be >= 1, got {args.repeats}")
+    keys = _split(parser, args.impls, KEYS, "impls")
+    cells = _split(parser, args.cells, ("lstm", "gru", "rnn"), "cells")
+    measures = _split(parser, args.measures, MEASURES, "measures")
+    grid = "smoke" if args.smoke else args.grid
+    problems = [p for p in GRIDS[grid] if p.cell in cells]
+    if args.save:
+        # Fail on an unwritable folder now, not after minutes of timing.
+        folder = results_dir(environment(), args.results)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            print(
+                f"jaxrnn bench: cannot write results to {folder}: {error}",
+                file=sys.stderr,
+            )
+            return 2
+        if not os.access(folder, os.W_OK):
+            print(f"jaxrnn bench: cannot write results to {folder}", file=sys.stderr)
+            return 2
+    lines = run(problems, keys, repeats=args.repeats, measures=measures)
+    if args.json:
+        for line in lines:
+            print(json.dumps(line))
+    else:
+        print(markdown(lines))
+    if args.save:
+        path = save(
+            lines, lines[0] if lines else environment(), "bench.jsonl", args.results
+        )
+        (path.parent / "bench.md").write_text(markdown(lines))
+        if chart(lines, path.parent / "bench.png"):
+            print(f"wrote {path.parent / 'bench.md'} and bench.png", file=sys.stderr)
+        else:
+            print(
+                f"wrote {path.parent / 'bench.md'} (no chart: matplotlib is "
+                "not installed)",
+                file=sys.stderr,
+            )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__.splitlines()[0]
+    )
+    add_arguments(parser)
+    return execute(parser.parse_args(argv), parser)

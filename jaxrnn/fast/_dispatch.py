@@ -1,0 +1,151 @@
+"""The `impl` rule: which implementation runs a layer, and why not another.
+
+    "scan"    the reference: each cell's step under the scan of `unroll`,
+              mapped over the batch with `jax.vmap`. Every cell, every
+              option, forward- and reverse-mode derivatives.
+    "fused"   the fast path (`_vjp`): the whole batch at once in time-major
+              blocks, the input projection as one matmul over all T, and a
+              hand-written backward pass. The Elman RNN (tanh, sigmoid,
+              relu), the LSTM and the GRU, with every layer option but
+              those in REFERENCE_ONLY. No forward-mode derivative.
+    "pallas"  "fused" with its two time loops as Pallas kernels
+              (`_pallas`); what "fused" covers. Interpret mode on a CPU.
+    "auto"    "fused" wherever it applies, else "scan", on every platform:
+              the kernels have not been measured on a GPU or a TPU, so
+              "auto" does not pick "pallas".
+
+`apply_layer` asks `choose` for the impl and `runner` for the function that
+runs one direction of one layer. The rule and its messages live here only.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any, Callable
+
+from jaxrnn import _checks
+from jaxrnn.fast import _elman, _vjp
+
+IMPLS = ("auto", "scan", "fused", "pallas")
+FAST_CELLS = tuple(_vjp.LAYOUTS)
+FAST_ACTIVATIONS = _elman.FAST_ACTIVATIONS
+# The layer options that only the reference scan has.
+REFERENCE_ONLY = ("reset", "recurrent_dropout", "zoneout", "checkpoint", "matmul_dtype")
+
+# run(cell_params, carry [B, .], xs [B, T, D], *, index, direction, outputs)
+#     -> (final carry, ys [B, T, H], or None when outputs is False)
+Runner = Callable[..., tuple[Any, Any]]
+
+_log = logging.getLogger("jaxrnn")
+
+
+def unsupported(cell: str, activation: Any = "tanh", **options: bool) -> str:
+    """Why the fast path cannot run this layer ("" when it can).
+
+    Args:
+        cell: the cell's name ("lstm", "gru", ...).
+        activation: the Elman RNN's g1 (ignored for the other cells).
+        **options: each of REFERENCE_ONLY, mapped to whether it is in use.
+
+    Examples:
+        >>> unsupported("lstm", zoneout=True)
+        'zoneout'
+        >>> unsupported("gru")
+        ''
+    """
+    if cell not in FAST_CELLS:
+        return f"cell={cell!r} (it has {', '.join(map(repr, FAST_CELLS))})"
+    if cell == "rnn" and activation not in FAST_ACTIVATIONS:
+        names = ", ".join(map(repr, FAST_ACTIVATIONS))
+        return f"activation={activation!r} (it has {names})"
+    unknown = sorted(set(options) - set(REFERENCE_ONLY))
+    if unknown:
+        raise ValueError(f"unsupported: unknown options {unknown}")
+    return ", ".join(option for option, on in options.items() if on)
+
+
+def choose(
+    impl: str,
+    cell: str,
+    activation: Any = "tanh",
+    *,
+    fn: str = "choose",
+    **options: bool,
+) -> str:
+    """The impl that runs: "scan", "fused" or "pallas".
+
+    Args:
+        impl: what the caller asked for, one of IMPLS.
+        cell: the cell's name.
+        activation: the Elman RNN's g1.
+        fn: the public function to name in errors.
+        **options: each of REFERENCE_ONLY, mapped to whether it is in use.
+
+    Raises:
+        ValueError: an impl outside IMPLS, or "fused" or "pallas" for a cell,
+            activation or option they lack (the message names it).
+
+    Examples:
+        >>> choose("auto", "lstm"), choose("auto", "lstm", reset=True)
+        ('fused', 'scan')
+    """
+    if impl not in IMPLS:
+        _checks.fail(fn, "impl", f"must be one of {IMPLS}", repr(impl))
+    why_not = unsupported(cell, activation, **options)
+    if impl in ("fused", "pallas") and why_not:
+        _checks.fail(
+            fn,
+            "impl",
+            f"must be 'auto' or 'scan' with {why_not} (the {impl} path lacks it)",
+            repr(impl),
+        )
+    if why_not or impl == "scan":
+        chosen = "scan"
+    else:
+        chosen = "fused" if impl == "auto" else impl
+    if impl == "auto":
+        _log.debug("%s: impl='auto' runs %r %s", fn, chosen, why_not)
+    return chosen
+
+
+def runner(
+    impl: str,
+    *,
+    reference: Runner,
+    cell: str,
+    activation: Any,
+    mask: Any,
+    unroll: int | bool,
+) -> Runner:
+    """The function that runs one direction of one layer under `impl`.
+
+    `impl` is what `choose` returned; `reference` is the layer's reference
+    runner, returned for "scan". The fast runners compute every step's
+    output and the layer keeps what it needs.
+    """
+    if impl == "scan":
+        return reference
+    return functools.partial(
+        _fast,
+        cell,
+        activation,
+        mask,
+        unroll,
+        "pallas" if impl == "pallas" else "scan",
+    )
+
+
+def _fast(cell, activation, mask, unroll, loop, params, carry, xs, **where):
+    direction = where["direction"]
+    return _vjp.run(
+        cell,
+        activation,
+        params,
+        carry,
+        xs,
+        mask,
+        reverse=direction == 1,
+        unroll=unroll,
+        loop=loop,
+    )

@@ -1,0 +1,124 @@
+"""`apply_layer`'s arguments, checked once and resolved into `Options`.
+
+Every check raises at trace time in the format of `jaxrnn._checks`; the
+loop over layers and directions then reads only resolved values.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxrnn import _checks, _unroll
+from jaxrnn.cells._registry import CellSpec
+from jaxrnn.layer import _regularise
+from jaxrnn.layer._params import State, initial_carry, structure
+
+
+class Options(NamedTuple):
+    """apply_layer's arguments, checked and resolved."""
+
+    spec: CellSpec
+    xs: jax.Array
+    mask: jax.Array | None
+    reset: jax.Array | None
+    reset_backward: jax.Array | None
+    state: State
+    rate: float
+    recurrent_rate: float
+    zone_rates: Any
+    zoning: bool
+    training: bool
+    key: jax.Array | None
+    unroll: int | bool
+    checkpoint: str | int | None
+    step: Any
+
+
+def resolve(fn: str, params: Any, xs: Any, **kw: Any) -> Options:
+    """Check every argument of apply_layer and resolve its defaults."""
+    spec = structure(fn, params)
+    xs = _checks.float_array(
+        fn,
+        "xs",
+        xs,
+        ndim=3,
+        hint="It takes a batch-first [B, T, D]; add a batch axis with xs[None] "
+        "for one sequence.",
+    )
+    batch_size, seq_len, input_size = xs.shape
+    if input_size != params.input_size:
+        _checks.fail(
+            fn,
+            "xs",
+            f"must be [B, T, D] with D = {params.input_size} (the layer's input_size)",
+            f"shape {tuple(xs.shape)}",
+        )
+    _checks.same_dtype(fn, "xs", xs, params.dtype, "params")
+    batch = (batch_size,)
+    mask = _unroll.resolve_mask(fn, seq_len, kw["mask"], kw["lengths"], batch=batch)
+    reset = _unroll.resolve_reset(fn, seq_len, kw["reset"], batch=batch)
+    checkpoint = _unroll.resolve_checkpoint(fn, kw["checkpoint"], seq_len)
+    if not kw["return_sequences"] and (kw["include_initial"] or params.residual):
+        _checks.fail(
+            fn,
+            "return_sequences",
+            "must be True with include_initial=True or a residual layer",
+            "False",
+            "Both act on the outputs of every step.",
+        )
+    state = initial_carry(fn, params, spec, kw["initial_state"], batch_size)
+    rate = _regularise.rate(fn, "dropout", kw["dropout"])
+    recurrent_rate = _regularise.rate(fn, "recurrent_dropout", kw["recurrent_dropout"])
+    zone_rates = _regularise.zoneout_rates(fn, kw["zoneout"], spec)
+    zoning = any(r > 0 for r in jax.tree.leaves(zone_rates))
+    training = bool(kw["training"])
+    if not training:
+        rate = recurrent_rate = 0.0
+    if (rate or recurrent_rate or (training and zoning)) and kw["key"] is None:
+        _checks.fail(
+            fn,
+            "key",
+            "is needed when training with dropout, recurrent_dropout or zoneout",
+            "None",
+            "Pass a PRNG key for training, or training=False for evaluation.",
+        )
+    if rate > 0 and params.num_layers == 1:
+        warnings.warn(
+            f"{fn}: dropout={rate} has no effect with num_layers=1: it "
+            "acts between layers, as in PyTorch.",
+            stacklevel=3,
+        )
+    step = spec.step
+    if spec.name == "rnn":
+        step = functools.partial(step, activation=params.activation)
+    if kw["matmul_dtype"] is not None:
+        _checks.float_dtype(fn, kw["matmul_dtype"])
+        step = functools.partial(step, matmul_dtype=kw["matmul_dtype"])
+    # The backward direction starts a segment at the last step before a reset.
+    reset_backward = None
+    if reset is not None:
+        reset_backward = jnp.concatenate(
+            [reset[:, 1:], jnp.zeros((batch_size, min(seq_len, 1)), bool)], axis=1
+        )
+    return Options(
+        spec,
+        xs,
+        mask,
+        reset,
+        reset_backward,
+        state,
+        rate,
+        recurrent_rate,
+        zone_rates,
+        zoning,
+        training,
+        kw["key"],
+        kw["unroll"],
+        checkpoint,
+        step,
+    )

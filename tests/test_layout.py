@@ -1,0 +1,118 @@
+"""The package's layout is part of the product: these rules keep it readable.
+
+- the cells live in jaxrnn/cells/, the layer in jaxrnn/layer/, the fast paths
+  in jaxrnn/fast/, and no cell or fast-path module sits at the top;
+- imports between jaxrnn's modules form no cycle, and none is made inside a
+  function (optional frameworks aside, and Pallas, which is imported when a
+  kernel loop is traced);
+- every module stays under 400 lines and every __init__ only re-exports;
+- `import jaxrnn` loads neither Pallas nor an optional framework.
+"""
+
+import ast
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+# Each case is a module, a page or a notebook: all run in the default tier.
+pytestmark = pytest.mark.every_case
+
+PACKAGE = pathlib.Path(__file__).parents[1] / "jaxrnn"
+MODULES = {
+    ".".join(p.relative_to(PACKAGE.parent).with_suffix("").parts).removesuffix(
+        ".__init__"
+    ): p
+    for p in sorted(PACKAGE.rglob("*.py"))
+    if "data" not in p.relative_to(PACKAGE).parts
+}
+# What a function may import: the optional frameworks (each extra's package).
+OPTIONAL = ("torch", "flax", "keras", "equinox", "matplotlib", "jax.experimental.rnn")
+MAX_LINES = 400
+
+
+def _imports(path: pathlib.Path):
+    """(module-level jaxrnn imports, function-level imports) of one file."""
+    tree = ast.parse(path.read_text())
+    top, inner = [], []
+    for node in ast.walk(tree):
+        if not isinstance(node, (ast.Import, ast.ImportFrom)):
+            continue
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif node.module == "jax.experimental" and node.names[0].name == "rnn":
+            names = ["jax.experimental.rnn"]
+        else:
+            base = node.module or ""
+            names = [f"{base}.{alias.name}" for alias in node.names]
+            names = [n if n in MODULES else base for n in names]
+        (top if node in tree.body else inner).extend(names)
+    return [n for n in top if n.split(".")[0] == "jaxrnn"], inner
+
+
+def test_folders_say_what_a_file_is():
+    top = sorted(p.name for p in PACKAGE.glob("_*.py"))
+    assert top == ["__init__.py", "__main__.py", "_checks.py", "_cli.py", "_unroll.py"]
+    cells = {p.stem for p in (PACKAGE / "cells").glob("_*.py")}
+    assert {"_elman", "_lstm", "_gru", "_activations", "_registry"} <= cells
+    assert {"_dispatch", "_vjp", "_pallas"} <= {
+        p.stem for p in (PACKAGE / "fast").glob("_*.py")
+    }
+
+
+def test_no_import_cycles():
+    graph = {
+        name: set(_imports(path)[0]) & set(MODULES) for name, path in MODULES.items()
+    }
+    # A package's submodule imports the package's __init__ first; that edge is
+    # Python's, not a dependency of ours.
+    for name, deps in graph.items():
+        deps -= {d for d in deps if name.startswith(d + ".")}
+    state = {}
+
+    def visit(name, path):
+        state[name] = "open"
+        for dep in sorted(graph[name]):
+            if state.get(dep) == "open":
+                pytest.fail(f"import cycle: {' -> '.join([*path, name, dep])}")
+            if dep not in state:
+                visit(dep, [*path, name])
+        state[name] = "done"
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [])
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_module_rules(name):
+    path = MODULES[name]
+    lines = path.read_text().splitlines()
+    assert len(lines) < MAX_LINES, f"{name} has {len(lines)} lines"
+    _, inner = _imports(path)
+    local = [n for n in inner if not n.startswith(OPTIONAL)]
+    assert not local, f"{name} imports {local} inside a function"
+    if path.name == "__init__.py":
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.ImportFrom):  # a re-export, named or renamed
+                assert all(a.asname for a in node.names), ast.dump(node)
+                continue
+            value = node.value if isinstance(node, (ast.Expr, ast.Assign)) else None
+            targets = [t.id for t in getattr(node, "targets", [])]
+            docstring = isinstance(node, ast.Expr) and isinstance(value, ast.Constant)
+            assert docstring or targets in (["__all__"], ["__version__"]), (
+                f"{name}: {ast.unparse(node)[:60]}"
+            )
+
+
+def test_import_loads_no_kernel_backend_or_framework():
+    code = (
+        "import sys, jaxrnn; print(sorted(m for m in sys.modules if m.startswith("
+        "('jax.experimental.pallas', 'jax._src.pallas', 'torch', 'flax', 'keras', "
+        "'equinox', 'matplotlib'))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
