@@ -6,8 +6,8 @@
 #   1. The versions and the device.
 #   2. The kernels compiled for this GPU and run against the reference,
 #      values and gradients: benchmarks/check_kernels.py (jax only), then,
-#      where pytest is installed, the pallas cases of tests/test_pallas.py
-#      and tests/test_fused.py. (On a CPU these run in interpret mode.)
+#      where pytest is installed, the pallas cases of tests/fast/test_pallas.py
+#      and tests/fast/test_fused.py. (On a CPU these run in interpret mode.)
 #   3. Timings beside cuDNN (torch, jax.experimental.rnn), Flax and the fused
 #      XLA path, saved under DIR: first the "cpu" grid, whose small sizes
 #      (H = 64) are where the kernel keeps W_hh on chip in float32, then
@@ -43,8 +43,8 @@ print("devices", jax.devices())'
 
 stage kernels-vs-reference 150 python benchmarks/check_kernels.py
 if python -c "import pytest, xdist, hypothesis" 2>/dev/null; then
-  stage kernel-tests 180 python -m pytest -q -p no:cacheprovider -n 4 \
-    -k pallas tests/test_pallas.py tests/test_fused.py
+  stage kernel-tests 180 python -m pytest -q -p no:cacheprovider -n 4 --full \
+    -k pallas tests/fast/test_pallas.py tests/fast/test_fused.py
 else
   echo "== kernel-tests: skipped (pytest, pytest-xdist or hypothesis missing)" | tee -a "$log"
 fi

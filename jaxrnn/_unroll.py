@@ -14,13 +14,14 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from jaxrnn import _checks
 
 Step = Callable[..., tuple[Any, jax.Array]]
 
 
-def lengths_to_mask(lengths: Any, seq_len: int) -> jax.Array:
+def lengths_to_mask(lengths: ArrayLike, seq_len: int) -> jax.Array:
     """Boolean mask `[..., T]` that is True where `t < lengths[...]`.
 
     Args:
@@ -55,7 +56,11 @@ def lengths_to_mask(lengths: Any, seq_len: int) -> jax.Array:
 
 
 def resolve_mask(
-    fn: str, seq_len: int, mask: Any, lengths: Any, batch: tuple[int, ...] = ()
+    fn: str,
+    seq_len: int,
+    mask: ArrayLike,
+    lengths: ArrayLike,
+    batch: tuple[int, ...] = (),
 ) -> jax.Array | None:
     """Check `mask` [*batch, T] or `lengths` [*batch] and return a bool mask or None."""
     name = "lengths" if batch else "length"
@@ -104,7 +109,7 @@ def _time_mask(
 
 
 def resolve_reset(
-    fn: str, seq_len: int, reset: Any, batch: tuple[int, ...] = ()
+    fn: str, seq_len: int, reset: ArrayLike, batch: tuple[int, ...] = ()
 ) -> jax.Array | None:
     """Check an optional bool reset mask [*batch, T]."""
     return None if reset is None else _time_mask(fn, "reset", reset, seq_len, batch)
@@ -133,10 +138,10 @@ def resolve_checkpoint(fn: str, checkpoint: Any, seq_len: int) -> str | int | No
 def scan(
     step_fn: Callable[[Any, Any], tuple[Any, jax.Array]],
     carry: Any,
-    xs: Any,
+    xs: ArrayLike,
     *,
-    mask: jax.Array | None = None,
-    reset: jax.Array | None = None,
+    mask: ArrayLike | None = None,
+    reset: ArrayLike | None = None,
     reverse: bool = False,
     unroll: int | bool = 1,
     checkpoint: str | int | None = None,
@@ -226,11 +231,11 @@ def unroll(
     step: Step,
     params: Any,
     carry: Any,
-    xs: Any,
+    xs: ArrayLike,
     *,
-    mask: Any = None,
-    length: Any = None,
-    reset: Any = None,
+    mask: ArrayLike | None = None,
+    length: ArrayLike | None = None,
+    reset: ArrayLike | None = None,
     reverse: bool = False,
     unroll: int | bool = 1,
     checkpoint: str | int | None = None,
@@ -318,11 +323,11 @@ def unroll_loop(
     step: Step,
     params: Any,
     carry: Any,
-    xs: Any,
+    xs: ArrayLike,
     *,
-    mask: Any = None,
-    length: Any = None,
-    reset: Any = None,
+    mask: ArrayLike | None = None,
+    length: ArrayLike | None = None,
+    reset: ArrayLike | None = None,
     reverse: bool = False,
 ) -> tuple[Any, jax.Array]:
     """The Python-loop twin of `unroll`: the test oracle, and for teaching.

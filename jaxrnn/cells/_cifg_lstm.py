@@ -12,10 +12,11 @@ weights, and in Greff et al.'s study no loss of accuracy.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike, DTypeLike
 
 from jaxrnn.cells import _initializers, _ops, _validate
 from jaxrnn.cells._lstm import LSTMCarry, check_carry
@@ -32,7 +33,7 @@ class CIFGLSTMParams(NamedTuple):
 
     w_ih: jax.Array
     w_hh: jax.Array
-    b: Optional[jax.Array]
+    b: jax.Array | None
 
 
 def init_cifg_lstm(
@@ -43,7 +44,7 @@ def init_cifg_lstm(
     init: str = "default",
     forget_bias: float | None = None,
     bias: bool = True,
-    dtype=jnp.float32,
+    dtype: DTypeLike = jnp.float32,
 ) -> CIFGLSTMParams:
     """Initialise a CIFG LSTM.
 
@@ -84,9 +85,9 @@ def init_cifg_lstm(
 def cifg_lstm_step(
     params: CIFGLSTMParams,
     carry: LSTMCarry,
-    x: jax.Array,
+    x: ArrayLike,
     *,
-    recurrent_mask: jax.Array | None = None,
+    recurrent_mask: ArrayLike | None = None,
     matmul_dtype: Any = None,
 ) -> tuple[LSTMCarry, jax.Array]:
     """Advance a CIFG LSTM by one time step.

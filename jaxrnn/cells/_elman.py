@@ -10,10 +10,11 @@ In code the hidden state a_t is `h`, W_ax is `w_ih`, W_aa is `w_hh` and b_a is
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike, DTypeLike
 
 from jaxrnn import _checks
 from jaxrnn.cells import _activations, _initializers, _ops, _validate
@@ -31,7 +32,7 @@ class RNNParams(NamedTuple):
 
     w_ih: jax.Array
     w_hh: jax.Array
-    b: Optional[jax.Array]
+    b: jax.Array | None
 
 
 class ReadoutParams(NamedTuple):
@@ -53,7 +54,7 @@ def init_rnn(
     *,
     init: str = "default",
     bias: bool = True,
-    dtype=jnp.float32,
+    dtype: DTypeLike = jnp.float32,
 ) -> RNNParams:
     """Initialise an Elman RNN.
 
@@ -90,7 +91,7 @@ def init_rnn(
     return RNNParams(w_ih, w_hh, b)
 
 
-def init_rnn_carry(hidden_size: int, *, dtype=jnp.float32) -> jax.Array:
+def init_rnn_carry(hidden_size: int, *, dtype: DTypeLike = jnp.float32) -> jax.Array:
     """The zero initial state a_0 = 0, of shape [H]."""
     hidden_size = _checks.positive_int("init_rnn_carry", "hidden_size", hidden_size)
     return jnp.zeros((hidden_size,), _checks.float_dtype("init_rnn_carry", dtype))
@@ -99,10 +100,10 @@ def init_rnn_carry(hidden_size: int, *, dtype=jnp.float32) -> jax.Array:
 def rnn_step(
     params: RNNParams,
     carry: jax.Array,
-    x: jax.Array,
+    x: ArrayLike,
     *,
     activation: Activation = "tanh",
-    recurrent_mask: jax.Array | None = None,
+    recurrent_mask: ArrayLike | None = None,
     matmul_dtype: Any = None,
 ) -> tuple[jax.Array, jax.Array]:
     """Advance an Elman RNN by one time step.
@@ -160,7 +161,7 @@ def init_readout(
     output_size: int,
     *,
     init: str = "default",
-    dtype=jnp.float32,
+    dtype: DTypeLike = jnp.float32,
 ) -> ReadoutParams:
     """Initialise the output layer y = g2(W_ya a + b_y).
 
@@ -194,7 +195,7 @@ def init_readout(
 
 
 def readout(
-    params: ReadoutParams, h: jax.Array, *, activation: Activation = "identity"
+    params: ReadoutParams, h: ArrayLike, *, activation: Activation = "identity"
 ) -> jax.Array:
     """The lecture's output layer, y = g2(w_ya @ h + b_y), over any leading axes.
 

@@ -12,10 +12,11 @@ PyTorch's order r, z, n.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike, DTypeLike
 
 from jaxrnn import _checks
 from jaxrnn.cells import _initializers, _ops, _validate
@@ -34,8 +35,8 @@ class GRUParams(NamedTuple):
 
     w_ih: jax.Array
     w_hh: jax.Array
-    b: Optional[jax.Array]
-    b_hn: Optional[jax.Array]
+    b: jax.Array | None
+    b_hn: jax.Array | None
 
 
 def init_gru(
@@ -45,7 +46,7 @@ def init_gru(
     *,
     init: str = "default",
     bias: bool = True,
-    dtype=jnp.float32,
+    dtype: DTypeLike = jnp.float32,
 ) -> GRUParams:
     """Initialise a GRU.
 
@@ -101,7 +102,7 @@ def gru_arrays(
     return w_ih, w_hh, jnp.concatenate([b_rz, b_in]), b_hn
 
 
-def init_gru_carry(hidden_size: int, *, dtype=jnp.float32) -> jax.Array:
+def init_gru_carry(hidden_size: int, *, dtype: DTypeLike = jnp.float32) -> jax.Array:
     """The zero initial state h_0 = 0, of shape [H]."""
     hidden_size = _checks.positive_int("init_gru_carry", "hidden_size", hidden_size)
     return jnp.zeros((hidden_size,), _checks.float_dtype("init_gru_carry", dtype))
@@ -110,9 +111,9 @@ def init_gru_carry(hidden_size: int, *, dtype=jnp.float32) -> jax.Array:
 def gru_step(
     params: GRUParams,
     carry: jax.Array,
-    x: jax.Array,
+    x: ArrayLike,
     *,
-    recurrent_mask: jax.Array | None = None,
+    recurrent_mask: ArrayLike | None = None,
     matmul_dtype: Any = None,
 ) -> tuple[jax.Array, jax.Array]:
     """Advance a GRU by one time step.
@@ -198,6 +199,6 @@ def gru_gates(x_gates: jax.Array, h_gates: jax.Array, b_hn: Any) -> Gates:
     return Gates(r, z, jnp.tanh(x_n + r * h_n))
 
 
-def gru_state(gates: Gates, h: jax.Array) -> jax.Array:
+def gru_state(gates: Gates, h: ArrayLike) -> jax.Array:
     """h_new = (1 - z) * n + z * h."""
     return (1 - gates.z) * gates.n + gates.z * h

@@ -14,10 +14,11 @@ product; the other LN biases fold into b.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike, DTypeLike
 
 from jaxrnn.cells import _ops, _validate
 from jaxrnn.cells._gru import gru_arrays, gru_gates, gru_state
@@ -39,8 +40,8 @@ class LayerNormGRUParams(NamedTuple):
 
     w_ih: jax.Array
     w_hh: jax.Array
-    b: Optional[jax.Array]
-    b_hn: Optional[jax.Array]
+    b: jax.Array | None
+    b_hn: jax.Array | None
     gain_ih: jax.Array
     gain_hh: jax.Array
 
@@ -52,7 +53,7 @@ def init_layer_norm_gru(
     *,
     init: str = "default",
     bias: bool = True,
-    dtype=jnp.float32,
+    dtype: DTypeLike = jnp.float32,
 ) -> LayerNormGRUParams:
     """Initialise a layer-normalised GRU.
 
@@ -87,9 +88,9 @@ def init_layer_norm_gru(
 def layer_norm_gru_step(
     params: LayerNormGRUParams,
     carry: jax.Array,
-    x: jax.Array,
+    x: ArrayLike,
     *,
-    recurrent_mask: jax.Array | None = None,
+    recurrent_mask: ArrayLike | None = None,
     matmul_dtype: Any = None,
 ) -> tuple[jax.Array, jax.Array]:
     """Advance a layer-normalised GRU by one time step.

@@ -15,10 +15,11 @@ as it keeps PyTorch's b_ih + b_hh. The function class is the paper's.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike, DTypeLike
 
 from jaxrnn.cells import _initializers, _ops, _validate
 from jaxrnn.cells._lstm import LSTMCarry, check_carry, lstm_gates
@@ -42,11 +43,11 @@ class LayerNormLSTMParams(NamedTuple):
 
     w_ih: jax.Array
     w_hh: jax.Array
-    b: Optional[jax.Array]
+    b: jax.Array | None
     gain_ih: jax.Array
     gain_hh: jax.Array
     gain_c: jax.Array
-    bias_c: Optional[jax.Array]
+    bias_c: jax.Array | None
 
 
 def init_layer_norm_lstm(
@@ -57,7 +58,7 @@ def init_layer_norm_lstm(
     init: str = "default",
     forget_bias: float | None = None,
     bias: bool = True,
-    dtype=jnp.float32,
+    dtype: DTypeLike = jnp.float32,
 ) -> LayerNormLSTMParams:
     """Initialise a layer-normalised LSTM.
 
@@ -106,9 +107,9 @@ def init_layer_norm_lstm(
 def layer_norm_lstm_step(
     params: LayerNormLSTMParams,
     carry: LSTMCarry,
-    x: jax.Array,
+    x: ArrayLike,
     *,
-    recurrent_mask: jax.Array | None = None,
+    recurrent_mask: ArrayLike | None = None,
     matmul_dtype: Any = None,
 ) -> tuple[LSTMCarry, jax.Array]:
     """Advance a layer-normalised LSTM by one time step.

@@ -14,10 +14,11 @@ part w_hh [4H, H].
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike, DTypeLike
 
 from jaxrnn import _checks
 from jaxrnn.cells import _initializers, _ops, _validate
@@ -34,7 +35,7 @@ class LSTMParams(NamedTuple):
 
     w_ih: jax.Array
     w_hh: jax.Array
-    b: Optional[jax.Array]
+    b: jax.Array | None
 
 
 class LSTMCarry(NamedTuple):
@@ -52,7 +53,7 @@ def init_lstm(
     init: str = "default",
     forget_bias: float | None = None,
     bias: bool = True,
-    dtype=jnp.float32,
+    dtype: DTypeLike = jnp.float32,
 ) -> LSTMParams:
     """Initialise an LSTM.
 
@@ -95,7 +96,7 @@ def init_lstm(
     return LSTMParams(w_ih, w_hh, b)
 
 
-def init_lstm_carry(hidden_size: int, *, dtype=jnp.float32) -> LSTMCarry:
+def init_lstm_carry(hidden_size: int, *, dtype: DTypeLike = jnp.float32) -> LSTMCarry:
     """The zero initial state LSTMCarry(h=0 [H], c=0 [H])."""
     hidden_size = _checks.positive_int("init_lstm_carry", "hidden_size", hidden_size)
     zeros = jnp.zeros((hidden_size,), _checks.float_dtype("init_lstm_carry", dtype))
@@ -105,9 +106,9 @@ def init_lstm_carry(hidden_size: int, *, dtype=jnp.float32) -> LSTMCarry:
 def lstm_step(
     params: LSTMParams,
     carry: LSTMCarry,
-    x: jax.Array,
+    x: ArrayLike,
     *,
-    recurrent_mask: jax.Array | None = None,
+    recurrent_mask: ArrayLike | None = None,
     matmul_dtype: Any = None,
 ) -> tuple[LSTMCarry, jax.Array]:
     """Advance an LSTM by one time step.

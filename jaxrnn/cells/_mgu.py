@@ -11,10 +11,11 @@ reads f_t * h_{t-1}, so it runs after the gate's.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike, DTypeLike
 
 from jaxrnn.cells import _initializers, _ops, _validate
 
@@ -30,7 +31,7 @@ class MGUParams(NamedTuple):
 
     w_ih: jax.Array
     w_hh: jax.Array
-    b: Optional[jax.Array]
+    b: jax.Array | None
 
 
 def init_mgu(
@@ -40,7 +41,7 @@ def init_mgu(
     *,
     init: str = "default",
     bias: bool = True,
-    dtype=jnp.float32,
+    dtype: DTypeLike = jnp.float32,
 ) -> MGUParams:
     """Initialise a minimal gated unit.
 
@@ -77,9 +78,9 @@ def init_mgu(
 def mgu_step(
     params: MGUParams,
     carry: jax.Array,
-    x: jax.Array,
+    x: ArrayLike,
     *,
-    recurrent_mask: jax.Array | None = None,
+    recurrent_mask: ArrayLike | None = None,
     matmul_dtype: Any = None,
 ) -> tuple[jax.Array, jax.Array]:
     """Advance a minimal gated unit by one time step.

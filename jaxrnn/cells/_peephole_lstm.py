@@ -15,10 +15,11 @@ the output gate at the new one. Everything else is the LSTM's layout.
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike, DTypeLike
 
 from jaxrnn.cells import _initializers, _ops, _validate
 from jaxrnn.cells._lstm import LSTMCarry, check_carry
@@ -38,7 +39,7 @@ class PeepholeLSTMParams(NamedTuple):
 
     w_ih: jax.Array
     w_hh: jax.Array
-    b: Optional[jax.Array]
+    b: jax.Array | None
     w_ci: jax.Array
     w_cf: jax.Array
     w_co: jax.Array
@@ -52,7 +53,7 @@ def init_peephole_lstm(
     init: str = "default",
     forget_bias: float | None = None,
     bias: bool = True,
-    dtype=jnp.float32,
+    dtype: DTypeLike = jnp.float32,
 ) -> PeepholeLSTMParams:
     """Initialise a peephole LSTM.
 
@@ -109,9 +110,9 @@ def init_peephole_lstm(
 def peephole_lstm_step(
     params: PeepholeLSTMParams,
     carry: LSTMCarry,
-    x: jax.Array,
+    x: ArrayLike,
     *,
-    recurrent_mask: jax.Array | None = None,
+    recurrent_mask: ArrayLike | None = None,
     matmul_dtype: Any = None,
 ) -> tuple[LSTMCarry, jax.Array]:
     """Advance a peephole LSTM by one time step.

@@ -13,10 +13,11 @@ recurrent input, is projected down to P units by W_hr [P, H]. W_hh is then
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike, DTypeLike
 
 from jaxrnn import _checks
 from jaxrnn.cells import _initializers, _ops, _validate
@@ -35,7 +36,7 @@ class ProjLSTMParams(NamedTuple):
 
     w_ih: jax.Array
     w_hh: jax.Array
-    b: Optional[jax.Array]
+    b: jax.Array | None
     w_hr: jax.Array
 
 
@@ -48,7 +49,7 @@ def init_proj_lstm(
     init: str = "default",
     forget_bias: float | None = None,
     bias: bool = True,
-    dtype=jnp.float32,
+    dtype: DTypeLike = jnp.float32,
 ) -> ProjLSTMParams:
     """Initialise an LSTM with projection.
 
@@ -108,7 +109,7 @@ def init_proj_lstm(
 
 
 def init_proj_lstm_carry(
-    hidden_size: int, proj_size: int, *, dtype=jnp.float32
+    hidden_size: int, proj_size: int, *, dtype: DTypeLike = jnp.float32
 ) -> LSTMCarry:
     """The zero initial state LSTMCarry(h=0 [P], c=0 [H])."""
     fn = "init_proj_lstm_carry"
@@ -121,9 +122,9 @@ def init_proj_lstm_carry(
 def proj_lstm_step(
     params: ProjLSTMParams,
     carry: LSTMCarry,
-    x: jax.Array,
+    x: ArrayLike,
     *,
-    recurrent_mask: jax.Array | None = None,
+    recurrent_mask: ArrayLike | None = None,
     matmul_dtype: Any = None,
 ) -> tuple[LSTMCarry, jax.Array]:
     """Advance an LSTM with projection by one time step.

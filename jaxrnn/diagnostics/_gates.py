@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from jaxrnn import _checks
 from jaxrnn.cells import _gru, _lstm, _validate
@@ -102,7 +103,7 @@ def _state(fn: str, a: Any, size: int, dtype: Any) -> jax.Array:
     return a
 
 
-def lstm_gates(params: LSTMParams, xs: Any, carry: Any = None) -> LSTMGates:
+def lstm_gates(params: LSTMParams, xs: ArrayLike, carry: Any = None) -> LSTMGates:
     """The LSTM's gates and states at every step of one sequence.
 
     Args:
@@ -138,7 +139,7 @@ def lstm_gates(params: LSTMParams, xs: Any, carry: Any = None) -> LSTMGates:
     return jax.lax.scan(body, carry, xs)[1]
 
 
-def gru_gates(params: GRUParams, xs: Any, carry: Any = None) -> GRUGates:
+def gru_gates(params: GRUParams, xs: ArrayLike, carry: Any = None) -> GRUGates:
     """The GRU's gates and state at every step of one sequence.
 
     Args:

@@ -14,11 +14,12 @@ gradient norm before and after clipping at every step.
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
+from jax.typing import ArrayLike
 
 from jaxrnn import _checks
 
@@ -83,7 +84,7 @@ def _check_step(fn: str, step_fn: Any, carry: Any, xs: Any) -> jax.Array:
 def state_gradients(
     step_fn: Callable[[Any, jax.Array], tuple[Any, jax.Array]],
     carry: Any,
-    xs: Any,
+    xs: ArrayLike,
     loss_fn: Callable[[jax.Array], jax.Array],
 ) -> StateGradients:
     """dL/dh_t at every step t of one sequence, in one backward pass.
@@ -171,7 +172,7 @@ def clip_trace(
     params: Any,
     batches: Any,
     optimizer: optax.GradientTransformation,
-    max_norm: Optional[float] = None,
+    max_norm: float | None = None,
 ) -> ClipTrace:
     """Train with optional global-norm clipping, recording the norms per step.
 

@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
+from jax.typing import ArrayLike
 
 from jaxrnn import _checks
 from jaxrnn.diagnostics._grads import _check_step
@@ -48,7 +49,7 @@ class TransitionJacobians(NamedTuple):
 def transition_jacobians(
     step_fn: Callable[[Any, jax.Array], tuple[Any, Any]],
     carry: Any,
-    xs: Any,
+    xs: ArrayLike,
 ) -> TransitionJacobians:
     """The Jacobian of every step along a trajectory, and their products.
 

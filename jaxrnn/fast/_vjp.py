@@ -22,7 +22,7 @@ so the loop carries only the recurrent matmul of each step, and the backward
 pass keeps the gate activations and the carries, not XLA's residuals.
 
 The values and gradients are those of the reference (the step under
-`lax.scan`); `tests/test_fused.py` checks them, for every cell, mask and
+`lax.scan`); `tests/fast/test_fused.py` checks them, for every cell, mask and
 direction, against it. The path has no forward-mode derivative (a custom VJP
 has none): use impl="scan" for `jax.jvp` or `jax.jacfwd`.
 """

@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from jaxrnn import _checks
 from jaxrnn._unroll import resolve_mask, unroll
@@ -162,7 +163,11 @@ def from_keras(layer: Any) -> tuple[LayerParams, Callable]:
     layer_params = _common.single_layer(params, activation)
 
     def apply(
-        params: LayerParams, xs: Any, initial_state: Any = None, *, mask: Any = None
+        params: LayerParams,
+        xs: ArrayLike,
+        initial_state: Any = None,
+        *,
+        mask: ArrayLike | None = None,
     ):
         return _apply_keras(
             params,

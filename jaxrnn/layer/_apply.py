@@ -14,6 +14,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from jaxrnn.fast import _dispatch
 from jaxrnn.layer import _options, _reference, _regularise
@@ -22,12 +23,12 @@ from jaxrnn.layer._params import LayerParams, State
 
 def apply_layer(
     params: LayerParams,
-    xs: Any,
+    xs: ArrayLike,
     *,
-    lengths: Any = None,
-    mask: Any = None,
+    lengths: ArrayLike | None = None,
+    mask: ArrayLike | None = None,
     initial_state: State | None = None,
-    reset: Any = None,
+    reset: ArrayLike | None = None,
     dropout: float = 0.0,
     recurrent_dropout: float = 0.0,
     zoneout: float | tuple[float, float] = 0.0,

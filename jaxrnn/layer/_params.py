@@ -13,6 +13,7 @@ from typing import Any, Union
 
 import jax
 import jax.numpy as jnp
+from jax.typing import DTypeLike
 
 from jaxrnn import _checks
 from jaxrnn.cells import _activations, _registry
@@ -121,7 +122,7 @@ def init_layer(
     merge: str = "concat",
     residual: bool = False,
     learn_initial_state: bool = False,
-    dtype=jnp.float32,
+    dtype: DTypeLike = jnp.float32,
 ) -> LayerParams:
     """Initialise a stacked recurrent layer, like `torch.nn.LSTM(...)`.
 

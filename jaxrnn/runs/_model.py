@@ -7,6 +7,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 import jaxrnn
 from jaxrnn.runs._config import RunConfig
@@ -53,7 +54,7 @@ def _set_update_bias(layer: jaxrnn.LayerParams, value: float) -> jaxrnn.LayerPar
 
 def forward(
     model: Model,
-    xs: jax.Array,
+    xs: ArrayLike,
     config: RunConfig,
     task: _registry.Task,
     *,

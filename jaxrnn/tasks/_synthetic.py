@@ -7,6 +7,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import DTypeLike
 
 from jaxrnn import _checks
 
@@ -29,7 +30,7 @@ class Batch(NamedTuple):
 
 
 def make_adding_batch(
-    key: jax.Array, batch_size: int, seq_len: int, *, dtype=jnp.float32
+    key: jax.Array, batch_size: int, seq_len: int, *, dtype: DTypeLike = jnp.float32
 ) -> Batch:
     """The adding problem (Hochreiter & Schmidhuber 1997; Arjovsky et al. 2016).
 
@@ -92,7 +93,7 @@ def copy_baseline_loss(delay: int) -> float:
 
 
 def make_copy_batch(
-    key: jax.Array, batch_size: int, delay: int, *, dtype=jnp.float32
+    key: jax.Array, batch_size: int, delay: int, *, dtype: DTypeLike = jnp.float32
 ) -> Batch:
     """The copy-memory task (Arjovsky, Shah & Bengio 2016).
 

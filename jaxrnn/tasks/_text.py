@@ -9,6 +9,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from jaxrnn import _checks
 from jaxrnn.tasks._synthetic import Batch
@@ -110,7 +111,7 @@ def unigram_loss(train: np.ndarray, valid: np.ndarray, size: int) -> float:
     return float(-logp[valid].mean())
 
 
-def sample_logits(key: jax.Array, logits: jax.Array, temperature: float) -> jax.Array:
+def sample_logits(key: jax.Array, logits: ArrayLike, temperature: float) -> jax.Array:
     """Draw ids from softmax(logits / temperature); temperature 0 is argmax."""
     if temperature == 0:
         return jnp.argmax(logits, axis=-1).astype(jnp.int32)

@@ -16,6 +16,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
+from jax.typing import ArrayLike
 
 from jaxrnn import _checks, _unroll
 from jaxrnn.cells import _activations, _validate
@@ -43,11 +44,11 @@ class BPTTGrads(NamedTuple):
 def rnn_bptt(
     params: RNNParams,
     readout_params: ReadoutParams,
-    h0: Any,
-    xs: Any,
-    targets: Any,
+    h0: ArrayLike,
+    xs: ArrayLike,
+    targets: ArrayLike,
     *,
-    mask: Any = None,
+    mask: ArrayLike | None = None,
     activation: Activation = "tanh",
     loss: str = "mse",
 ) -> tuple[jax.Array, BPTTGrads]:

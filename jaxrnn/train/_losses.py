@@ -13,6 +13,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import optax
+from jax.typing import ArrayLike
 
 from jaxrnn import _checks
 
@@ -43,7 +44,9 @@ def _masked_mean(values: jax.Array, mask: jax.Array | None) -> jax.Array:
     return total / jnp.maximum(count, 1)
 
 
-def mse_loss(predictions: Any, targets: Any, mask: Any = None) -> jax.Array:
+def mse_loss(
+    predictions: ArrayLike, targets: ArrayLike, mask: ArrayLike | None = None
+) -> jax.Array:
     """Mean squared error over the valid entries.
 
         loss = sum_{valid} (predictions - targets)^2 / (number of valid entries)
@@ -74,7 +77,9 @@ def mse_loss(predictions: Any, targets: Any, mask: Any = None) -> jax.Array:
     return _masked_mean(error**2, mask)
 
 
-def cross_entropy_loss(logits: Any, labels: Any, mask: Any = None) -> jax.Array:
+def cross_entropy_loss(
+    logits: ArrayLike, labels: ArrayLike, mask: ArrayLike | None = None
+) -> jax.Array:
     """Softmax cross-entropy with integer labels, averaged over valid positions.
 
         loss = mean_{valid} ( -log softmax(logits)[label] )

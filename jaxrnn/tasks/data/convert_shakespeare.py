@@ -8,7 +8,7 @@ char-rnn's tiny-shakespeare: a speaker line `Name:`, the speech, a blank line.
 Titles, act and scene headings and stage directions are dropped, and inline
 Markdown emphasis and escapes are removed. The result is cut after the last whole speech
 that ends within LIMIT characters. The output is deterministic; its SHA-256 is
-checked by tests/test_tasks.py.
+checked by tests/tasks/test_tasks.py.
 """
 
 import pathlib
