@@ -10,6 +10,9 @@ import sys
 
 import pytest
 
+# Each case is a module, a page or a notebook: all run in the default tier.
+pytestmark = pytest.mark.every_case
+
 ROOT = pathlib.Path(__file__).parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 TEACHING = [p for p in NOTEBOOKS if re.match(r"\d\d_", p.name)]
@@ -21,9 +24,6 @@ import json, sys
 import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-
-# Each case is a module, a page or a notebook: all run in the default tier.
-pytestmark = pytest.mark.every_case
 plt.show = lambda *args, **kwargs: plt.close("all")
 notebook = json.load(open(sys.argv[1], encoding="utf-8"))
 namespace = {"__name__": "__main__"}

@@ -2,17 +2,8 @@
 
 One cell's weights convert in `_torch_params`; this module converts whole
 modules, stacked and bidirectional, with their state-dict layout.
-
-PyTorch keeps two biases per cell, b_ih and b_hh, that always enter as a
-sum; jaxrnn keeps the sum, b = b_ih + b_hh. The GRU is the exception: the
-reset gate multiplies the hidden side of the candidate, so its n block keeps
-b_in in b and b_hn apart:
-
-    b    = [b_ir + b_hr, b_iz + b_hz, b_in]
-    b_hn = b_hn
-
-Weight matrices and gate orders (i, f, g, o; r, z, n) are the same on both
-sides, so every conversion is a copy and a sum.
+The bias sum (b = b_ih + b_hh, with the GRU's b_hn apart) is explained in
+`_torch_params`, which both directions use for each cell.
 """
 
 from __future__ import annotations
