@@ -2,16 +2,19 @@
 
 The reference cells (`rnn_step`, `lstm_step`, `gru_step`, and the variants
 `peephole_lstm_step`, `layer_norm_lstm_step`, `layer_norm_gru_step`,
-`proj_lstm_step`, `cifg_lstm_step`, `mgu_step`) are `lax.scan` bodies;
-`unroll` runs them over a sequence; `init_layer` / `apply_layer` give the
-stacked, bidirectional, variable-length layer of `torch.nn.LSTM`, with
-learned initial states, resets, recurrent dropout and zoneout on top.
-Training lives in `jaxrnn.train`, tasks in `jaxrnn.tasks`, gradient and
-gate diagnostics in `jaxrnn.diagnostics`, and exact
-converters to and from PyTorch, Flax, Keras and Equinox in `jaxrnn.interop`.
+`proj_lstm_step`, `cifg_lstm_step`, `mgu_step`; in `jaxrnn/cells/`) are
+`lax.scan` bodies; `unroll` runs them over a sequence; `init_layer` /
+`apply_layer` (in `jaxrnn/layer/`) give the stacked, bidirectional,
+variable-length layer of `torch.nn.LSTM`, with learned initial states,
+resets, recurrent dropout and zoneout on top, and run each layer through the
+implementation that `jaxrnn.fast` picks. Training lives in `jaxrnn.train`,
+tasks in `jaxrnn.tasks`, gradient and gate diagnostics in
+`jaxrnn.diagnostics`, and exact converters to and from PyTorch, Flax, Keras
+and Equinox in `jaxrnn.interop`.
 """
 
 from jaxrnn import diagnostics as diagnostics
+from jaxrnn import fast as fast
 from jaxrnn import interop as interop
 from jaxrnn import io as io
 from jaxrnn import tasks as tasks
@@ -76,6 +79,7 @@ __all__ = [
     "apply_layer",
     "cifg_lstm_step",
     "diagnostics",
+    "fast",
     "gru_step",
     "init_cifg_lstm",
     "init_gru",

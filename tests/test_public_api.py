@@ -20,6 +20,10 @@ pytestmark = pytest.mark.every_case
         "jaxrnn.interop",
         "jaxrnn.io",
         "jaxrnn.diagnostics",
+        "jaxrnn.cells",
+        "jaxrnn.layer",
+        "jaxrnn.fast",
+        "jaxrnn.bench",
     ],
 )
 def test_all_names_import(module):

@@ -17,6 +17,8 @@ from jaxrnn.bench._timing import environment, results_dir, save
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the harness's flags (--grid, --impls, --cells, --save, ...) to a parser;
+    `jaxrnn bench` and `python -m benchmarks` share them."""
     parser.add_argument(
         "--grid",
         choices=sorted(GRIDS),
@@ -137,8 +139,12 @@ def execute(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m benchmarks`: parse `argv` (default: sys.argv) and run the
+    harness; returns an exit status."""
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks", description=__doc__.splitlines()[0]
+        prog="python -m benchmarks",
+        description="The benchmark harness: jaxrnn beside Flax, Equinox, PyTorch "
+        "and cuDNN.",
     )
     add_arguments(parser)
     return execute(parser.parse_args(argv), parser)

@@ -20,8 +20,8 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike, DTypeLike
 
-from jaxrnn.cells import _ops, _validate
-from jaxrnn.cells._gru import gru_arrays, gru_gates, gru_state
+from jaxrnn.cells import _gru, _ops, _validate
+from jaxrnn.cells._gru import gru_arrays
 from jaxrnn.cells._layer_norm_lstm import LAYER_NORM_EPS
 
 
@@ -145,5 +145,5 @@ def layer_norm_gru_step(
     )
     if params.b is not None:
         x_gates = x_gates + params.b
-    h_new = gru_state(gru_gates(x_gates, h_gates, params.b_hn), h)
+    h_new = _gru.gru_state(_gru.gru_gates(x_gates, h_gates, params.b_hn), h)
     return h_new, h_new

@@ -21,8 +21,8 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike, DTypeLike
 
-from jaxrnn.cells import _initializers, _ops, _validate
-from jaxrnn.cells._lstm import LSTMCarry, check_carry, lstm_gates
+from jaxrnn.cells import _initializers, _lstm, _ops, _validate
+from jaxrnn.cells._lstm import LSTMCarry, check_carry
 
 LAYER_NORM_EPS = 1e-5  # added to the variance, as in torch.nn.LayerNorm
 
@@ -173,7 +173,7 @@ def layer_norm_lstm_step(
     )
     if params.b is not None:
         gates = gates + params.b
-    gates = lstm_gates(gates)
+    gates = _lstm.lstm_gates(gates)
     c_new = gates.f * c + gates.i * gates.g
     c_out = norm(c_new, 1) * params.gain_c
     if params.bias_c is not None:

@@ -20,8 +20,8 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike, DTypeLike
 
 from jaxrnn import _checks
-from jaxrnn.cells import _initializers, _ops, _validate
-from jaxrnn.cells._lstm import LSTMCarry, check_carry, lstm_gates, lstm_state
+from jaxrnn.cells import _initializers, _lstm, _ops, _validate
+from jaxrnn.cells._lstm import LSTMCarry, check_carry
 
 
 class ProjLSTMParams(NamedTuple):
@@ -187,6 +187,6 @@ def proj_lstm_step(
     z = dot(params.w_ih, x) + dot(params.w_hh, h_rec)
     if params.b is not None:
         z = z + params.b
-    c_new, h_cell = lstm_state(lstm_gates(z), c)
+    c_new, h_cell = _lstm.lstm_state(_lstm.lstm_gates(z), c)
     h_new = dot(params.w_hr, h_cell)
     return LSTMCarry(h_new, c_new), h_new
