@@ -91,7 +91,7 @@ def pytest_collection_modifyitems(config, items):
             continue
         if item.get_closest_marker("every_case"):
             continue
-        key = (item.path, item.originalname)
+        key = (item.parent.nodeid, item.originalname)
         if key in first:
             item.add_marker(pytest.mark.slow)
         first.add(key)

@@ -41,12 +41,11 @@ def _imports(path: pathlib.Path):
             continue
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
-        elif node.module == "jax.experimental" and node.names[0].name == "rnn":
-            names = ["jax.experimental.rnn"]
-        else:
+        else:  # a name from a module: the submodule if it is one of ours
             base = node.module or ""
             names = [f"{base}.{alias.name}" for alias in node.names]
-            names = [n if n in MODULES else base for n in names]
+            if base.split(".")[0] == "jaxrnn":
+                names = [n if n in MODULES else base for n in names]
         (top if node in tree.body else inner).extend(names)
     return [n for n in top if n.split(".")[0] == "jaxrnn"], inner
 

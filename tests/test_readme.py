@@ -28,6 +28,11 @@ def test_readme_is_short_and_has_an_example():
     assert len(_blocks(ROOT / "README.md")) >= 1
 
 
+def test_there_is_a_tour():
+    """The README's old tour (12 blocks) moved into the guides, whole."""
+    assert sum(len(_blocks(page)) for page in PAGES) >= 12
+
+
 def test_quickstart_is_two_commands():
     section = README.split("## Quickstart", 1)[1]
     block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)

@@ -121,11 +121,10 @@ def rnn_step(
             "relu", "identity", or any elementwise callable.
         recurrent_mask: optional [H]; it multiplies h where h enters w_hh
             (variational recurrent dropout; `apply_layer` samples it).
+        matmul_dtype: the mixed-precision policy: a dtype such as
+            jnp.bfloat16 for the matmuls' inputs, accumulated in the
+            params' dtype. None, the default, is full precision.
 
-        matmul_dtype: optional dtype such as jnp.bfloat16 for the inputs of
-            the matmuls, which then accumulate in the params' dtype; params,
-            carries and the gate arithmetic stay in the params' dtype (the
-            mixed-precision policy). None, the default, is full precision.
     Returns:
         (h_new, h_new): the new carry, and the step's output h_t = a_t.
 

@@ -136,11 +136,10 @@ def gru_step(
         recurrent_mask: optional [H]. It multiplies h where h enters w_hh
             (variational recurrent dropout); the z * h term keeps the
             unmasked h, so dropout never erases the memory.
+        matmul_dtype: the mixed-precision policy: a dtype such as
+            jnp.bfloat16 for the matmuls' inputs, accumulated in the
+            params' dtype. None, the default, is full precision.
 
-        matmul_dtype: optional dtype such as jnp.bfloat16 for the inputs of
-            the matmuls, which then accumulate in the params' dtype; params,
-            carries and the gate arithmetic stay in the params' dtype (the
-            mixed-precision policy). None, the default, is full precision.
     Returns:
         (h_new, h_new)
 
@@ -199,6 +198,6 @@ def gru_gates(x_gates: jax.Array, h_gates: jax.Array, b_hn: Any) -> Gates:
     return Gates(r, z, jnp.tanh(x_n + r * h_n))
 
 
-def gru_state(gates: Gates, h: ArrayLike) -> jax.Array:
+def gru_state(gates: Gates, h: jax.Array) -> jax.Array:
     """h_new = (1 - z) * n + z * h."""
     return (1 - gates.z) * gates.n + gates.z * h

@@ -129,11 +129,10 @@ def lstm_step(
             which is variational recurrent dropout (Gal & Ghahramani 2016)
             when the mask is one draw per sequence; `apply_layer` samples it.
             The carry itself is not masked.
+        matmul_dtype: the mixed-precision policy: a dtype such as
+            jnp.bfloat16 for the matmuls' inputs, accumulated in the
+            params' dtype. None, the default, is full precision.
 
-        matmul_dtype: optional dtype such as jnp.bfloat16 for the inputs of
-            the matmuls, which then accumulate in the params' dtype; params,
-            carries and the gate arithmetic stay in the params' dtype (the
-            mixed-precision policy). None, the default, is full precision.
     Returns:
         (LSTMCarry(h_new, c_new), h_new)
 

@@ -98,11 +98,10 @@ def mgu_step(
         x: input at this step, [D], in the params' dtype.
         recurrent_mask: optional [H], multiplies h where it enters w_hh (both
             matmuls); the (1 - f) * h term keeps the unmasked h.
+        matmul_dtype: the mixed-precision policy: a dtype such as
+            jnp.bfloat16 for the matmuls' inputs, accumulated in the
+            params' dtype. None, the default, is full precision.
 
-        matmul_dtype: optional dtype such as jnp.bfloat16 for the inputs of
-            the matmuls, which then accumulate in the params' dtype; params,
-            carries and the gate arithmetic stay in the params' dtype (the
-            mixed-precision policy). None, the default, is full precision.
     Returns:
         (h_new, h_new)
 

@@ -13,7 +13,9 @@ from jaxrnn import _checks
 def matmul(fn: str, matmul_dtype: Any):
     """The matmul of a step: `w @ v`, or, under the mixed-precision policy, the
     inputs cast to `matmul_dtype` (bfloat16, say) with the product accumulated
-    and returned in the params' dtype."""
+    and returned in the params' dtype. Every step's `matmul_dtype` is this
+    policy: params, carries and the gate arithmetic stay in the params'
+    dtype, and only the matmuls' inputs are rounded."""
     if matmul_dtype is None:
         return jnp.matmul
     dtype = _checks.float_dtype(fn, matmul_dtype)

@@ -141,11 +141,10 @@ def proj_lstm_step(
         x: input at this step, [D], in the params' dtype.
         recurrent_mask: optional [P], multiplies h where it enters w_hh
             (variational recurrent dropout).
+        matmul_dtype: the mixed-precision policy: a dtype such as
+            jnp.bfloat16 for the matmuls' inputs, accumulated in the
+            params' dtype. None, the default, is full precision.
 
-        matmul_dtype: optional dtype such as jnp.bfloat16 for the inputs of
-            the matmuls, which then accumulate in the params' dtype; params,
-            carries and the gate arithmetic stay in the params' dtype (the
-            mixed-precision policy). None, the default, is full precision.
     Returns:
         (LSTMCarry(h_new [P], c_new [H]), h_new)
 

@@ -136,8 +136,12 @@ def runner(
     )
 
 
-def _fast(cell, activation, mask, unroll, loop, params, carry, xs, **where):
-    direction = where["direction"]
+def _fast(
+    cell, activation, mask, unroll, loop, params, carry, xs, *, direction, **unused
+):
+    """A fast runner: `index`, `outputs` and `key` (in `unused`) are the
+    reference's alone, since the fast paths cover no keyed option and always
+    compute every step's output."""
     return _vjp.run(
         cell,
         activation,
