@@ -22,6 +22,7 @@ import optax
 
 import jaxrnn
 from jaxrnn import bench, runs
+from jaxrnn.fast import _cpu
 from jaxrnn.runs import _config, _files, _report
 from jaxrnn.tasks import MissingExtraError
 
@@ -198,6 +199,9 @@ def cmd_info(args: argparse.Namespace) -> int:
         "backend": jax.default_backend(),
         "devices": [str(d) for d in jax.devices()],
     }
+    if jax.default_backend() == "cpu":
+        kernels = _cpu.status()
+        info["kernels"] = kernels.describe()
     if args.json:
         print(json.dumps(info))
     else:

@@ -22,6 +22,7 @@ import optax
 import jaxrnn
 from jaxrnn import interop
 from jaxrnn.bench._torch import torch_runner
+from jaxrnn.fast import _cpu
 
 MEASURES = ("forward", "train_step")
 
@@ -258,6 +259,11 @@ def _compiled_pallas() -> str:
     return ""
 
 
+def _cpu_kernels() -> str:
+    """Why the compiled CPU kernels cannot be timed here ("" if they can)."""
+    return _cpu.usable(jnp.float32)
+
+
 _FLAX = {"lstm": "LSTMCell", "gru": "GRUCell", "rnn": "SimpleCell"}
 
 
@@ -271,6 +277,14 @@ def _registry() -> list[Impl]:
             ("lstm", "gru", "rnn"),
             lambda: "",
             _jaxrnn("fused"),
+        ),
+        Impl(
+            "jaxrnn-cpu",
+            "jaxrnn (cpu kernels)",
+            "jaxrnn cpu",
+            ("lstm", "gru", "rnn"),
+            _cpu_kernels,
+            _jaxrnn("cpu"),
         ),
         Impl(
             "jaxrnn-scan",

@@ -10,8 +10,13 @@
               those in REFERENCE_ONLY. No forward-mode derivative.
     "pallas"  "fused" with its two time loops as Pallas kernels
               (`_pallas`); what "fused" covers. Interpret mode on a CPU.
-    "auto"    "fused" wherever it applies, else "scan", on every platform:
-              the kernels have not been measured on a GPU or a TPU, so
+    "cpu"     "fused" with its two time loops as compiled C++ kernels
+              called through the XLA FFI (`_cpu`): what "fused" covers, on a
+              CPU, for float32 and the 16-bit floats (which compute in
+              float32), where a C++ compiler built them.
+    "auto"    on a CPU, "cpu" where it runs and CPU_WINS says it measured
+              faster; else "fused" wherever it applies; else "scan". The
+              Pallas kernels have not been measured on a GPU or a TPU, so
               "auto" does not pick "pallas".
 
 `apply_layer` asks `choose` for the impl and `runner` for the function that
@@ -24,10 +29,12 @@ import functools
 import logging
 from typing import Any, Callable
 
-from jaxrnn import _checks
-from jaxrnn.fast import _elman, _vjp
+import jax.numpy as jnp
 
-IMPLS = ("auto", "scan", "fused", "pallas")
+from jaxrnn import _checks
+from jaxrnn.fast import _cpu, _elman, _vjp
+
+IMPLS = ("auto", "scan", "fused", "pallas", "cpu")
 FAST_CELLS = tuple(_vjp.LAYOUTS)
 FAST_ACTIVATIONS = _elman.FAST_ACTIVATIONS
 # The layer options that only the reference scan has.
@@ -65,47 +72,65 @@ def unsupported(cell: str, activation: Any = "tanh", **options: bool) -> str:
     return ", ".join(option for option, on in options.items() if on)
 
 
+def cpu_wins(cell: str, dtype: Any) -> bool:
+    """Where "auto" runs the compiled CPU kernels rather than "fused": for
+    every cell and dtype they run (their measured training step took 0.71x
+    to 1.0x the fused path's across the CPU grid: benchmarks/README.md)."""
+    return True
+
+
 def choose(
     impl: str,
     cell: str,
     activation: Any = "tanh",
     *,
+    dtype: Any = jnp.float32,
     fn: str = "choose",
     **options: bool,
 ) -> str:
-    """The impl that runs: "scan", "fused" or "pallas".
+    """The impl that runs: "scan", "fused", "pallas" or "cpu".
 
     Args:
         impl: what the caller asked for, one of IMPLS.
         cell: the cell's name.
         activation: the Elman RNN's g1.
+        dtype: the params' dtype.
         fn: the public function to name in errors.
         **options: each of REFERENCE_ONLY, mapped to whether it is in use.
 
     Raises:
-        ValueError: an impl outside IMPLS, or "fused" or "pallas" for a cell,
-            activation or option they lack (the message names it).
+        ValueError: an impl outside IMPLS; "fused", "pallas" or "cpu" for a
+            cell, activation or option they lack; "cpu" where the kernels
+            cannot run (float64, another backend, no compiled kernels). The
+            message names why.
 
     Examples:
-        >>> choose("auto", "lstm"), choose("auto", "lstm", reset=True)
+        >>> choose("auto", "lstm", dtype="float64"), choose("auto", "lstm", reset=True)
         ('fused', 'scan')
     """
     if impl not in IMPLS:
         _checks.fail(fn, "impl", f"must be one of {IMPLS}", repr(impl))
     why_not = unsupported(cell, activation, **options)
-    if impl in ("fused", "pallas") and why_not:
+    if impl in ("fused", "pallas", "cpu") and why_not:
         _checks.fail(
             fn,
             "impl",
             f"must be 'auto' or 'scan' with {why_not} (the {impl} path lacks it)",
             repr(impl),
         )
+    # The kernels' own limits; asking costs nothing off a CPU, and builds
+    # them (once per process) on one.
+    no_cpu = "" if why_not or impl not in ("cpu", "auto") else _cpu.usable(dtype)
+    if impl == "cpu" and no_cpu:
+        _checks.fail(fn, "impl", f"must not be 'cpu' with {no_cpu}", repr(impl))
     if why_not or impl == "scan":
         chosen = "scan"
+    elif impl == "auto":
+        chosen = "cpu" if not no_cpu and cpu_wins(cell, dtype) else "fused"
     else:
-        chosen = "fused" if impl == "auto" else impl
+        chosen = impl
     if impl == "auto":
-        _log.debug("%s: impl='auto' runs %r %s", fn, chosen, why_not)
+        _log.debug("%s: impl='auto' runs %r %s", fn, chosen, why_not or no_cpu)
     return chosen
 
 
@@ -127,12 +152,7 @@ def runner(
     if impl == "scan":
         return reference
     return functools.partial(
-        _fast,
-        cell,
-        activation,
-        mask,
-        unroll,
-        "pallas" if impl == "pallas" else "scan",
+        _fast, cell, activation, mask, unroll, {"fused": "scan"}.get(impl, impl)
     )
 
 

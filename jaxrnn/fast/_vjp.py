@@ -37,7 +37,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn.cells._lstm import LSTMCarry
-from jaxrnn.fast import _elman, _gru, _kernel, _lstm
+from jaxrnn.fast import _cpu, _elman, _gru, _kernel, _lstm
 from jaxrnn.fast._cell import Cell
 
 # Each cell's fast forms: `xla(activation)` and `kernel(activation)`.
@@ -188,7 +188,54 @@ def _cell(name: str, activation: str, loop: str) -> Cell:
     return layouts.kernel(activation) if loop == "pallas" else layouts.xla(activation)
 
 
+def _cpu_forward(name, activation, params, carry, xs, mask, save):
+    """The forward pass with the loop as the compiled kernel (`_cpu`): the
+    input projection in XLA, in float32, its bias added in the kernel."""
+    xw = _mm(xs, params.w_ih, jnp.float32)
+    b_hn = getattr(params, "b_hn", None)
+    hs, cs, saved, h_t, c_t = _cpu.forward(
+        name, activation, params.w_hh, params.b, b_hn, xw, carry, mask, save
+    )
+    lstm = name == "lstm"
+    final = _cast((h_t, c_t) if lstm else (h_t,), xs.dtype)
+    ys = hs if mask is None else jnp.where(mask[..., None], hs, 0)
+    ys = ys.astype(xs.dtype)
+    if not save:
+        return final, ys
+    return final, ys, saved, ((hs, cs) if lstm else (hs,))
+
+
+def _cpu_backward(name, activation, params, xs, mask, saved, after, carry, dfinal, dys):
+    """The backward pass with the reverse loop as the compiled kernel; the
+    weight gradients as one float32 matmul each over all T."""
+    lstm = name == "lstm"
+    f32 = jnp.float32
+    dxw, dhw, dh0, dc0 = _cpu.backward(
+        name,
+        activation,
+        params.w_hh,
+        saved,
+        after[0],
+        after[-1],
+        carry,
+        dys,
+        dfinal,
+        mask,
+    )
+    if name != "gru":
+        dhw = dxw
+    before = _shift(_cast(carry[:1], f32), after[:1])[0]
+    dw_ih = _tmm(dxw, xs.astype(f32))
+    dw_hh = _tmm(dhw, before)
+    db = jnp.sum(dxw, axis=(0, 1))
+    dxs = (dxw @ params.w_ih.astype(f32)).astype(xs.dtype)
+    dcarry0 = _cast((dh0, dc0) if lstm else (dh0,), carry[0].dtype)
+    return dcarry0, dxs, dw_ih, dw_hh, db, dhw
+
+
 def _run_forward(name, activation, unroll, loop, params, carry, xs, mask, save):
+    if loop == "cpu":
+        return _cpu_forward(name, activation, params, carry, xs, mask, save)
     cell = _cell(name, activation, loop)
     extra = getattr(params, "b_hn", None)
     w_ih, w_hh, b = params.w_ih, params.w_hh, params.b
@@ -212,29 +259,38 @@ def _sequence_fwd(name, activation, unroll, loop, params, carry, xs, mask):
 def _sequence_bwd(name, activation, unroll, loop, residuals, cotangents):
     params, xs, mask, saved, after, carry = residuals
     dfinal, dys = cotangents
-    cell = _cell(name, activation, loop)
-    extra = getattr(params, "b_hn", None)
-    dcarry0, dxs, dw_ih, dw_hh, db, dhw = _backward(
-        cell,
-        params.w_ih,
-        params.w_hh,
-        extra,
-        xs,
-        mask,
-        saved,
-        after,
-        carry,
-        dfinal,
-        dys,
-        unroll,
-        loop,
-    )
+    if loop == "cpu":
+        dcarry0, dxs, dw_ih, dw_hh, db, dhw = _cpu_backward(
+            name, activation, params, xs, mask, saved, after, carry, dfinal, dys
+        )
+    else:
+        cell = _cell(name, activation, loop)
+        extra = getattr(params, "b_hn", None)
+        dcarry0, dxs, dw_ih, dw_hh, db, dhw = _backward(
+            cell,
+            params.w_ih,
+            params.w_hh,
+            extra,
+            xs,
+            mask,
+            saved,
+            after,
+            carry,
+            dfinal,
+            dys,
+            unroll,
+            loop,
+        )
     grads = {"w_ih": dw_ih, "w_hh": dw_hh, "b": None if params.b is None else db}
     if name == "gru":
         hidden = params.w_hh.shape[1]
         grads["b_hn"] = (
             None if params.b_hn is None else jnp.sum(dhw[..., 2 * hidden :], (0, 1))
         )
+    grads = {
+        k: None if g is None else g.astype(getattr(params, k).dtype)
+        for k, g in grads.items()
+    }
     return type(params)(**grads), dcarry0, dxs, None
 
 
@@ -269,7 +325,8 @@ def run(
         loop: "scan" runs both time loops (forward, and backward in the VJP)
             with `lax.scan`; "pallas" runs each as one Pallas kernel
             (`jaxrnn.fast._pallas.scan`) with the cells' kernel layouts, in
-            interpret mode on a CPU.
+            interpret mode on a CPU; "cpu" runs each as one call of the
+            compiled CPU kernel (`jaxrnn.fast._cpu`), in float32.
 
     Returns:
         (final carry, ys [B, T, H]) in the reference's layout.

@@ -179,6 +179,7 @@ def apply_layer(
         impl,
         o.spec.name,
         params.activation,
+        dtype=params.dtype,
         fn=fn,
         reset=o.reset is not None,
         recurrent_dropout=o.recurrent_rate > 0,

@@ -44,15 +44,15 @@ def test_auto_runs_what_choose_says(cell, options):
     params = jaxrnn.init_layer(jax.random.key(0), cell, 3, 5)
     option = next(iter(options), None)
     chosen = fast.choose("auto", cell, params.activation, **options)
-    assert chosen in ("scan", "fused")
-    assert _runs_fast(params, **_layer_kwargs(option)) == (chosen == "fused")
+    assert chosen in ("scan", "fused", "cpu")
+    assert _runs_fast(params, **_layer_kwargs(option)) == (chosen != "scan")
 
 
 @pytest.mark.parametrize("activation", ["tanh", "sigmoid", "relu", "identity"])
 def test_the_rnn_is_fast_for_the_activations_with_a_fast_form(activation):
     params = jaxrnn.init_layer(jax.random.key(0), "rnn", 3, 5, activation=activation)
     fast_form = activation != "identity"
-    assert (fast.choose("auto", "rnn", activation) == "fused") == fast_form
+    assert (fast.choose("auto", "rnn", activation) != "scan") == fast_form
     assert _runs_fast(params) == fast_form
 
 
@@ -60,6 +60,7 @@ def test_explicit_impls_and_their_messages():
     assert fast.choose("scan", "lstm") == "scan"
     assert fast.choose("fused", "gru") == "fused"
     assert fast.choose("pallas", "rnn", "relu") == "pallas"
+    assert fast.choose("cpu", "gru", dtype=jnp.bfloat16) == "cpu"
     with pytest.raises(ValueError, match=r"choose: impl must be one of .*got 'cudnn'"):
         fast.choose("cudnn", "lstm")
     message = r"impl must be 'auto' or 'scan' with zoneout \(the fused path lacks it\)"

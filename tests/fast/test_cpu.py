@@ -1,0 +1,278 @@
+"""The compiled CPU kernels (impl="cpu") against the reference (impl="scan").
+
+The kernels (`jaxrnn/fast/csrc/recurrence.cc`) run the forward loop and the
+reverse loop of the VJP; the driver around them is the fused path's. Every
+value and every gradient (params, inputs, initial state) is compared with
+the step under `lax.scan` differentiated by `jax.grad`, to float32's
+precision against the reference's scale: |kernel - reference| <= TOL *
+max(1, max |reference|) per array, for every cell and activation, masks
+with holes, lengths (0 and past T), reverse and bidirectional layers,
+stacked layers, short sequences and odd sizes.
+"""
+
+import threading
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxrnn
+from fast_paths import _loss
+from helpers import x64
+from jaxrnn.fast import _cpu, _dispatch
+
+pytestmark = pytest.mark.skipif(
+    _cpu._compiler() is None, reason="no C++ compiler: the kernels cannot be built"
+)
+
+CELLS = [
+    ("lstm", "tanh"),
+    ("gru", "tanh"),
+    ("rnn", "tanh"),
+    ("rnn", "sigmoid"),
+    ("rnn", "relu"),
+]
+# float32's tolerance against the reference's scale (eps32 is 1.2e-7).
+TOL = 2e-6
+
+
+def _assert_close(actual, expected, tol=TOL):
+    for a, e in zip(jax.tree.leaves(actual), jax.tree.leaves(expected), strict=True):
+        a, e = np.asarray(a, np.float64), np.asarray(e, np.float64)
+        assert a.shape == e.shape
+        if e.size == 0:
+            continue
+        scale = max(1.0, float(np.max(np.abs(e))))
+        err = float(np.max(np.abs(a - e)))
+        assert err <= tol * scale, (
+            f"max error {err:.3g} > {tol:.1g} x scale {scale:.3g}"
+        )
+
+
+def _setup(cell, activation, batch=4, seq_len=7, hidden=5, inputs=3, seed=0, **layer):
+    key = jax.random.key(seed)
+    if cell == "rnn":
+        layer["activation"] = activation
+    params = jaxrnn.init_layer(key, cell, inputs, hidden, init="torch", **layer)
+    leaves, treedef = jax.tree.flatten(params)
+    keys = jax.random.split(jax.random.fold_in(key, 1), len(leaves))
+    leaves = [a + 0.3 * jax.random.normal(k, a.shape) for a, k in zip(leaves, keys)]
+    params = jax.tree.unflatten(treedef, leaves)
+    xs = jax.random.normal(jax.random.fold_in(key, 2), (batch, seq_len, inputs))
+    count = params.num_layers * params.num_directions
+    k_h, k_c = jax.random.split(jax.random.fold_in(key, 3))
+    h = jax.random.normal(k_h, (count, batch, params.output_size))
+    state = (
+        h
+        if cell != "lstm"
+        else jaxrnn.LSTMCarry(h, jax.random.normal(k_c, (count, batch, hidden)))
+    )
+    return params, xs, state
+
+
+def _compare(params, xs, state, **options):
+    run = lambda impl: jaxrnn.apply_layer(  # noqa: E731
+        params, xs, initial_state=state, impl=impl, **options
+    )
+    _assert_close(jax.jit(lambda: run("cpu"))(), run("scan"))
+    grads = jax.jit(jax.grad(_loss("cpu", **options), argnums=(0, 1, 2)))
+    ref = jax.grad(_loss("scan", **options), argnums=(0, 1, 2))
+    got = grads(params, xs, state)
+    _assert_close(got, ref(params, xs, state), TOL * 10)
+    assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(got))
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("cell, activation", CELLS)
+def test_values_and_gradients_match_the_reference(cell, activation, bias):
+    _compare(*_setup(cell, activation, bias=bias))
+
+
+@pytest.mark.parametrize("cell, activation", CELLS)
+def test_masks_with_holes_lengths_and_both_directions(cell, activation):
+    params, xs, state = _setup(cell, activation, batch=5, seq_len=9, bidirectional=True)
+    holes = jax.random.bernoulli(jax.random.key(4), 0.6, (5, 9))
+    _compare(params, xs, state, mask=holes)
+    # Lengths of 0, inside T, T, and past T.
+    _compare(params, xs, state, lengths=jnp.array([0, 3, 9, 12, 1]))
+
+
+@pytest.mark.parametrize("cell, activation", CELLS)
+def test_stacked_bidirectional_layers(cell, activation):
+    params, xs, state = _setup(
+        cell, activation, seq_len=6, num_layers=2, bidirectional=True
+    )
+    _compare(params, xs, state, lengths=jnp.array([6, 2, 4, 5]))
+
+
+@pytest.mark.parametrize("seq_len", [0, 1, 2])
+@pytest.mark.parametrize("cell, activation", CELLS)
+def test_short_sequences(cell, activation, seq_len):
+    _compare(*_setup(cell, activation, seq_len=seq_len, bidirectional=True))
+
+
+@pytest.mark.parametrize("batch, hidden", [(1, 1), (3, 5), (1, 33), (3, 33), (2, 40)])
+@pytest.mark.parametrize("cell, activation", CELLS)
+def test_odd_sizes(cell, activation, batch, hidden):
+    """Sizes that fill no vector (H = 1, 5), one and a bit (33), or leave
+    the threads unequal shares (40), and batches below a row block."""
+    _compare(*_setup(cell, activation, batch=batch, hidden=hidden, seq_len=5))
+
+
+@pytest.mark.parametrize("cell, activation", CELLS)
+def test_extreme_pre_activations_give_no_nan(cell, activation):
+    """|x @ w_ih^T| about 1e4: saturated gates, no inf, no NaN, the
+    reference's values."""
+    params, xs, state = _setup(cell, activation, seq_len=6)
+    xs = xs * 3e3
+    ys, final = jax.jit(
+        lambda p, x: jaxrnn.apply_layer(p, x, initial_state=state, impl="cpu")
+    )(params, xs)
+    ref = jaxrnn.apply_layer(params, xs, initial_state=state, impl="scan")
+    assert all(bool(jnp.all(jnp.isfinite(a))) for a in jax.tree.leaves((ys, final)))
+    if activation != "relu":  # relu's outputs are 1e4-sized: compared below
+        _assert_close((ys, final), ref)
+    grads = jax.jit(jax.grad(_loss("cpu"), argnums=(0, 1)))(params, xs, state)
+    assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
+
+
+def test_lower_precisions_compute_in_float32():
+    for dtype in (jnp.bfloat16, jnp.float16):
+        params, xs, state = _setup("lstm", "tanh", seq_len=8)
+        params, xs, state = jax.tree.map(lambda a: a.astype(dtype), (params, xs, state))
+        ys, _ = jax.jit(
+            lambda p, x, s: jaxrnn.apply_layer(p, x, initial_state=s, impl="cpu")
+        )(params, xs, state)
+        ref, _ = jaxrnn.apply_layer(params, xs, initial_state=state, impl="scan")
+        assert ys.dtype == dtype
+        _assert_close(ys, ref, 2e-2)
+        grads = jax.grad(_loss("cpu"))(params, xs, state)
+        assert jax.tree.leaves(grads)[0].dtype == dtype
+
+
+def test_vmap_runs_each_member_and_matches_the_reference():
+    params, xs, state = _setup("gru", "tanh")
+    stacked = jnp.stack([xs, 2 * xs, -xs])
+
+    def f(impl):
+        return jax.vmap(
+            lambda x: jaxrnn.apply_layer(params, x, initial_state=state, impl=impl)[0]
+        )(stacked)
+
+    _assert_close(jax.jit(lambda: f("cpu"))(), f("scan"))
+    g = jax.grad(
+        lambda x: jnp.sum(
+            jax.vmap(lambda x: jaxrnn.apply_layer(params, x, impl="cpu")[0])(x) ** 2
+        )
+    )(stacked)
+    g_ref = jax.grad(
+        lambda x: jnp.sum(
+            jax.vmap(lambda x: jaxrnn.apply_layer(params, x, impl="scan")[0])(x) ** 2
+        )
+    )(stacked)
+    _assert_close(g, g_ref, TOL * 10)
+
+
+def test_two_threads_call_a_compiled_step_at_once():
+    params, xs, state = _setup("lstm", "tanh", batch=16, seq_len=50, hidden=64)
+    step = jax.jit(jax.grad(_loss("cpu"), argnums=(0, 1, 2)))
+    expected = step(params, xs, state)
+    results, errors = [], []
+
+    def call():
+        try:
+            for _ in range(5):
+                results.append(jax.block_until_ready(step(params, xs, state)))
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    workers = [threading.Thread(target=call) for _ in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert not errors and len(results) == 10
+    for r in results:
+        _assert_close(r, expected, 0.0)
+
+
+def test_the_thread_count_does_not_change_the_answer(monkeypatch):
+    """Each output unit is one thread's dot product, summed in one order,
+    whatever the split: one thread and three give the same bits."""
+    params, xs, state = _setup("lstm", "tanh", batch=6, seq_len=9, hidden=70)
+    answers = []
+    for count in ("1", "3"):
+        monkeypatch.setenv("JAXRNN_THREADS", count)
+        answers.append(
+            jax.jit(jax.grad(_loss("cpu"), argnums=(0, 1, 2)))(params, xs, state)
+        )
+    _assert_close(answers[0], answers[1], 0.0)
+
+
+def test_a_bad_thread_count_is_refused(monkeypatch):
+    monkeypatch.setenv("JAXRNN_THREADS", "two")
+    with pytest.raises(
+        ValueError, match="JAXRNN_THREADS must be a positive integer, got 'two'"
+    ):
+        _cpu.threads()
+
+
+def test_auto_picks_the_kernels_on_a_cpu_and_falls_back_without_them(monkeypatch):
+    assert _dispatch.choose("auto", "lstm") == "cpu"
+    assert _dispatch.choose("auto", "lstm", dtype=jnp.float64) == "fused"
+    params, xs, state = _setup("lstm", "tanh")
+    with_kernels = jaxrnn.apply_layer(params, xs, initial_state=state)
+    missing = _cpu.Status(False, "avx2", 2, "", "no C++ compiler found")
+    monkeypatch.setattr(_cpu, "status", lambda: missing)
+    assert _dispatch.choose("auto", "lstm") == "fused"
+    without = jaxrnn.apply_layer(params, xs, initial_state=state)
+    _assert_close(without, with_kernels)
+    with pytest.raises(
+        ValueError, match="must not be 'cpu' with no compiled kernels: no C"
+    ):
+        jaxrnn.apply_layer(params, xs, impl="cpu")
+
+
+def test_float64_is_refused_with_the_impl_that_runs_it():
+    params, xs, _ = _setup("rnn", "tanh")
+    with x64():
+        params, xs = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), (params, xs))
+        with pytest.raises(ValueError, match="float64 .*impl='fused' runs float64"):
+            jaxrnn.apply_layer(params, xs, impl="cpu")
+
+
+def test_a_failed_build_warns_with_the_compiler_message(monkeypatch, tmp_path):
+    monkeypatch.setenv("JAXRNN_CACHE", str(tmp_path))
+    monkeypatch.setenv("CXX", "false")  # a "compiler" that always fails
+    with pytest.warns(RuntimeWarning, match="building the CPU kernels failed"):
+        path, _, reason = _cpu._build()
+    assert path == "" and "build failed" in reason
+    assert list((tmp_path / "kernels").glob("*/*.so")) == []  # no half-written file
+
+
+def test_no_compiler_and_the_off_switch_are_reported(monkeypatch):
+    monkeypatch.setattr(_cpu, "_compiler", lambda: None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _cpu._build()[2].startswith("no C++ compiler found")
+    monkeypatch.setenv("JAXRNN_CPU_KERNELS", "0")
+    assert _cpu._build()[2] == "disabled by JAXRNN_CPU_KERNELS=0"
+    state = _cpu.Status(False, "avx2", 2, "", "disabled by JAXRNN_CPU_KERNELS=0")
+    assert "impl='auto' runs the fused XLA path" in state.describe()
+
+
+@pytest.mark.parametrize("cell, activation", CELLS)
+def test_a_nan_in_a_valid_step_comes_out_as_the_reference_s(cell, activation):
+    """The kernels clamp pre-activations for their exp, and a NaN must not be
+    clamped into a number: it propagates as it does through the reference."""
+    params, xs, state = _setup(cell, activation, seq_len=4)
+    xs = xs.at[1, 2, 0].set(jnp.nan)
+    got = jax.jit(
+        lambda: jaxrnn.apply_layer(params, xs, initial_state=state, impl="cpu")
+    )()
+    ref = jaxrnn.apply_layer(params, xs, initial_state=state, impl="scan")
+    for g, r in zip(jax.tree.leaves(got), jax.tree.leaves(ref)):
+        np.testing.assert_array_equal(np.isnan(g), np.isnan(r))
+    assert bool(jnp.isnan(got[0][1]).any())
