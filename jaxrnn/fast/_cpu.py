@@ -228,14 +228,20 @@ def gemm_seconds(batch: int, hidden: int, gates: int, count: int, steps: int) ->
     """Seconds for `steps` of the kernels' recurrent matmul alone, h [batch,
     hidden] @ w_hh^T [hidden, gates * hidden], on `count` threads with a
     barrier per step (for benchmarks/bench_gemm_engines.py)."""
-    if not available():
-        raise RuntimeError(f"the CPU kernels are not available: {status().reason}")
+    _require()
     return _LIBRARY[0].jaxrnn_gemm_seconds(batch, hidden, gates, count, steps)
 
 
 def available() -> bool:
     """Whether impl="cpu" can run in this process (builds on first call)."""
     return status().available
+
+
+def _require() -> None:
+    """Build and register the kernels, or say why they cannot run."""
+    state = status()
+    if not state.available:
+        raise RuntimeError(f"the jaxrnn CPU kernels are not available: {state.reason}")
 
 
 def _f32(a):
@@ -254,6 +260,7 @@ def forward(name, activation, w_hh, b, b_hn, xw, carry, mask, save):
     gates (LSTM: i, f, g, o; GRU: r, z, n, h_n; [T, B, 4H]), both only when
     `save` (else empty); c_T is the LSTM's (else empty).
     """
+    _require()
     seq_len, batch, _ = xw.shape
     hidden = w_hh.shape[1]
     lstm, gated = name == "lstm", name in ("lstm", "gru")
@@ -296,6 +303,7 @@ def backward(name, activation, w_hh, saved, hs, cs, carry, dys, dcarry, mask):
     Where the mask is off, the step's gradients are exactly zero and the
     carried gradient passes through.
     """
+    _require()
     seq_len, batch, hidden = hs.shape
     gates = w_hh.shape[0]
     lstm = name == "lstm"

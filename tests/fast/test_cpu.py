@@ -201,7 +201,7 @@ def test_two_threads_call_a_compiled_step_at_once():
 def test_the_thread_count_does_not_change_the_answer(monkeypatch):
     """Each output unit is one thread's dot product, summed in one order,
     whatever the split: one thread and three give the same bits."""
-    params, xs, state = _setup("lstm", "tanh", batch=6, seq_len=9, hidden=70)
+    params, xs, state = _setup("lstm", "tanh", batch=32, seq_len=9, hidden=70)
     answers = []
     for count in ("1", "3"):
         monkeypatch.setenv("JAXRNN_THREADS", count)

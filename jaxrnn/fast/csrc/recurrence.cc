@@ -41,8 +41,11 @@
 #include <immintrin.h>
 #endif
 #if defined(__linux__)
+#include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #endif
 
 #include "xla/ffi/api/ffi.h"
@@ -184,8 +187,10 @@ inline void pause() {
 #endif
 }
 
-// A sense-reversing barrier that spins, then yields: the threads of one call
-// meet here once per step.
+// A barrier that spins, then sleeps: the threads of one call meet here once
+// per step. A step is microseconds, so a waiter spins first (about 30 us);
+// past that, a partner has lost its CPU to another process, and the waiter
+// sleeps on a futex, which frees its CPU for the partner to move to.
 struct alignas(64) Barrier {
   explicit Barrier(int n) : n(n) {}
   void wait() {
@@ -194,51 +199,107 @@ struct alignas(64) Barrier {
     if (count.fetch_add(1, std::memory_order_acq_rel) == n - 1) {
       count.store(0, std::memory_order_relaxed);
       generation.store(gen + 1, std::memory_order_release);
+      if (sleepers.load(std::memory_order_acquire) > 0) wake();
       return;
     }
     for (int spins = 0; generation.load(std::memory_order_acquire) == gen;) {
       if (++spins < 1 << 11) {
         pause();
       } else {
-        std::this_thread::yield();
+        sleepers.fetch_add(1, std::memory_order_acq_rel);
+        while (generation.load(std::memory_order_acquire) == gen) sleep(gen);
+        sleepers.fetch_sub(1, std::memory_order_acq_rel);
       }
     }
+  }
+  void sleep(int gen) {
+#if defined(__linux__)
+    syscall(SYS_futex, reinterpret_cast<int*>(&generation), FUTEX_WAIT_PRIVATE, gen,
+            nullptr, nullptr, 0);
+#else
+    std::this_thread::yield();
+#endif
+  }
+  void wake() {
+#if defined(__linux__)
+    syscall(SYS_futex, reinterpret_cast<int*>(&generation), FUTEX_WAKE_PRIVATE,
+            INT32_MAX, nullptr, nullptr, 0);
+#endif
   }
   const int n;
   alignas(64) std::atomic<int> count{0};
   alignas(64) std::atomic<int> generation{0};
+  alignas(64) std::atomic<int> sleepers{0};
 };
+static_assert(sizeof(std::atomic<int>) == sizeof(int), "the futex is an int");
 
-// Run fn(tid) for tid < threads. One thread runs on the caller; more run on
-// threads started here, each pinned to its own CPU of the caller's affinity
-// set (the caller sleeps in join). Unpinned, Linux may start a new thread on
-// its parent's CPU and leave it there for milliseconds, and two threads that
-// spin at a barrier on one CPU take a time slice per step (measured: 15 ms
-// instead of 0.8 ms for 1000 steps of a B=1, H=64 LSTM).
+// Run fn(tid) for tid < threads: one on the caller when threads == 1, else
+// each on a thread started here (the caller sleeps in join). Each thread
+// starts on its own CPU of the caller's affinity set, and is then let free:
+// left to itself, Linux may start a new thread on its parent's CPU and keep
+// both there for milliseconds, so that threads that meet at a barrier take
+// a time slice per step (measured: 15 ms instead of 0.8 ms for 1000 steps
+// of a B=1, H=64 LSTM); kept pinned, a thread whose CPU another process
+// takes cannot move to a free one.
+//
+// Returns false, having run nothing, when the threads cannot all be started.
 template <class F>
-void parallel(int threads, F&& fn) {
-  if (threads == 1) return fn(0);
-  std::vector<int> cpus;
+bool parallel(int threads, F&& fn) {
+  if (threads == 1) {
+    fn(0);
+    return true;
+  }
 #if defined(__linux__)
   cpu_set_t allowed;
+  std::vector<int> cpus;
   if (sched_getaffinity(0, sizeof allowed, &allowed) == 0)
     for (int c = 0; c < CPU_SETSIZE; ++c)
       if (CPU_ISSET(c, &allowed)) cpus.push_back(c);
-#endif
-  std::vector<std::thread> pool;
+  std::atomic<int> go{0};  // 1: run, 2: give up
+  struct Start {
+    F* fn;
+    int tid;
+    cpu_set_t* allowed;
+    std::atomic<int>* go;
+  };
+  std::vector<Start> starts(threads);
+  std::vector<pthread_t> pool;
   pool.reserve(threads);
+  auto body = [](void* arg) -> void* {
+    auto* start = static_cast<Start*>(arg);
+    while (start->go->load(std::memory_order_acquire) == 0) std::this_thread::yield();
+    if (start->go->load(std::memory_order_acquire) == 1) {
+      pthread_setaffinity_np(pthread_self(), sizeof(cpu_set_t), start->allowed);
+      (*start->fn)(start->tid);
+    }
+    return nullptr;
+  };
   for (int t = 0; t < threads; ++t) {
-    pool.emplace_back(fn, t);
-#if defined(__linux__)
+    starts[t] = {&fn, t, &allowed, &go};
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
     if (cpus.size() >= size_t(threads)) {
       cpu_set_t one;
       CPU_ZERO(&one);
       CPU_SET(cpus[t], &one);
-      pthread_setaffinity_np(pool.back().native_handle(), sizeof one, &one);
+      pthread_attr_setaffinity_np(&attr, sizeof one, &one);
     }
-#endif
+    pthread_t th;
+    bool ok = pthread_create(&th, &attr, body, &starts[t]) == 0;
+    pthread_attr_destroy(&attr);
+    if (!ok) break;
+    pool.push_back(th);
   }
+  const bool all = pool.size() == size_t(threads);
+  go.store(all ? 1 : 2, std::memory_order_release);
+  for (auto& th : pool) pthread_join(th, nullptr);
+  return all;
+#else
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t) pool.emplace_back(fn, t);
   for (auto& th : pool) th.join();
+  return true;
+#endif
 }
 
 // The microkernel: for rows r < MR and vectors v < NV,
@@ -285,22 +346,29 @@ constexpr int rows_per_block() {
 }
 
 // Rows [b, batch) of panels [p0, p1), in blocks of MR rows and a
-// remainder: for each row block, every panel, so that the epilogues of a
-// row block touch few pages of the per-step arrays (rows of xw lie
-// G * H floats apart); the panels stream from the L2 cache.
+// remainder. For each row block: K in slices of KC, and for each slice every
+// panel, so that the row block's slice of `a` stays in the L1 cache while
+// the panels stream past it from L2 (`part` holds the partial sums between
+// slices), and so that the epilogues of one row block touch few pages of
+// the per-step arrays (rows of xw lie G * H floats apart).
 template <int NV, int MR, class Epi>
 void row_blocks(int64_t b, int64_t batch, const float* a, int64_t lda,
                 int64_t k_len, const float* panels, int64_t p0, int64_t p1,
-                const Epi& epi) {
+                float* part, const Epi& epi) {
+  constexpr int64_t KC = std::max<int64_t>(64, (2048 / MR) / 16 * 16);
   for (; b + MR <= batch; b += MR) {
-    for (int64_t p = p0; p < p1; ++p)
-      block<MR, NV>(a + b * lda, lda, k_len, panels + p * k_len * NV * VW,
-                    nullptr, true, true,
-                    [&](int r, vf* acc) { epi(p, b + r, acc); });
+    for (int64_t k0 = 0; k0 < k_len; k0 += KC) {
+      const int64_t k1 = std::min(k0 + KC, k_len);
+      for (int64_t p = p0; p < p1; ++p)
+        block<MR, NV>(a + b * lda + k0, lda, k1 - k0,
+                      panels + (p * k_len + k0) * NV * VW,
+                      part + (p - p0) * MR * NV * VW, k0 == 0, k1 == k_len,
+                      [&](int r, vf* acc) { epi(p, b + r, acc); });
+    }
   }
   if constexpr (MR > 1) {
     if (b < batch)
-      row_blocks<NV, MR - 1>(b, batch, a, lda, k_len, panels, p0, p1, epi);
+      row_blocks<NV, MR - 1>(b, batch, a, lda, k_len, panels, p0, p1, part, epi);
   }
 }
 
@@ -309,11 +377,23 @@ void row_blocks(int64_t b, int64_t batch, const float* a, int64_t lda,
 template <int NV, class Epi>
 void rows(int64_t batch, const float* a, int64_t lda, int64_t k_len,
           const float* panels, int64_t p0, int64_t p1, const Epi& epi) {
-  row_blocks<NV, rows_per_block<NV>()>(0, batch, a, lda, k_len, panels, p0, p1,
-                                       epi);
+  constexpr int MR = rows_per_block<NV>();
+  thread_local std::vector<float> part;
+  part.resize(std::max<int64_t>(1, (p1 - p0) * MR * NV * VW));
+  row_blocks<NV, MR>(0, batch, a, lda, k_len, panels, p0, p1, part.data(), epi);
 }
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// The threads a call uses: at most one per panel, and one per MIN_FLOPS of
+// the step's matmul, below which a barrier (about 0.3 us here) costs more
+// than a thread saves (measured: B=1, H=64, an LSTM's step of 33 kFLOP runs
+// at 49 GFLOP/s on one thread and 30 on two).
+constexpr int64_t MIN_FLOPS = 1 << 18;
+int threads_for(int requested, int64_t panels, int64_t step_flops) {
+  int64_t most = std::min(panels, std::max<int64_t>(1, step_flops / MIN_FLOPS));
+  return int(std::max<int64_t>(1, std::min<int64_t>(requested, most)));
+}
 
 // How many rows ahead the epilogues prefetch what they read and write.
 constexpr int64_t PREFETCH = 8;
@@ -350,11 +430,11 @@ struct Forward {
         }
   }
 
-  void run(int threads) {
+  bool run(int threads) {
     chunks = ceil_div(H, VW);
     Hp = chunks * VW;
     panels = ceil_div(chunks, PER);
-    threads = std::max<int>(1, std::min<int64_t>(threads, panels));
+    threads = threads_for(threads, panels, 2 * B * H * G * H);
     pack();
     hbuf.assign(2 * B * Hp, 0.0f);
     cbuf.assign(B * Hp, 0.0f);
@@ -363,7 +443,7 @@ struct Forward {
       if (CELL == LSTM) std::memcpy(&cbuf[b * Hp], c0 + b * H, sizeof(float) * H);
     }
     Barrier barrier(threads);
-    parallel(threads, [&](int tid) {
+    bool ran = parallel(threads, [&](int tid) {
       int64_t p0 = panels * tid / threads, p1 = panels * (tid + 1) / threads;
       for (int64_t t = 0; t < T; ++t) {
         const float* h_prev = &hbuf[(t % 2) * B * Hp];
@@ -378,11 +458,13 @@ struct Forward {
         barrier.wait();
       }
     });
+    if (!ran) return false;
     const float* h_last = &hbuf[(T % 2) * B * Hp];
     for (int64_t b = 0; b < B; ++b) {
       std::memcpy(h_t + b * H, h_last + b * Hp, sizeof(float) * H);
       if (CELL == LSTM) std::memcpy(c_t + b * H, &cbuf[b * Hp], sizeof(float) * H);
     }
+    return true;
   }
 
   // The lines that the epilogue of PREFETCH rows later will read and write
@@ -498,11 +580,11 @@ struct Backward {
             }
   }
 
-  void run(int threads) {
+  bool run(int threads) {
     chunks = ceil_div(H, VW);
     Hp = chunks * VW;
     panels = ceil_div(chunks, NV);
-    threads = std::max<int>(1, std::min<int64_t>(threads, panels));
+    threads = threads_for(threads, panels, 2 * B * H * G * H);
     pack();
     dz.assign(2 * B * G * Hp, 0.0f);
     dh.assign(B * Hp, 0.0f);
@@ -513,7 +595,7 @@ struct Backward {
       if (CELL == LSTM) std::memcpy(&dc[b * Hp], dc_t + b * H, sizeof(float) * H);
     }
     Barrier barrier(threads);
-    parallel(threads, [&](int tid) {
+    bool ran = parallel(threads, [&](int tid) {
       int64_t p0 = panels * tid / threads, p1 = panels * (tid + 1) / threads;
       int64_t c0_ = std::min(p0 * NV, chunks), c1_ = std::min(p1 * NV, chunks);
       if (T > 0)
@@ -538,10 +620,12 @@ struct Backward {
                  });
       }
     });
+    if (!ran) return false;
     for (int64_t b = 0; b < B; ++b) {
       std::memcpy(dh0 + b * H, &dh[b * Hp], sizeof(float) * H);
       if (CELL == LSTM) std::memcpy(dc0 + b * H, &dc[b * Hp], sizeof(float) * H);
     }
+    return true;
   }
 
   // What gates() PREFETCH rows later reads and writes (see
@@ -648,6 +732,12 @@ ffi::Error expect(Dims dims, std::vector<int64_t> shape, const char* name) {
     if (e_.failure()) return e_;          \
   } while (0)
 
+ffi::Error no_threads(int64_t threads) {
+  return ffi::Error::Internal("jaxrnn cpu kernel: could not start " +
+                              std::to_string(threads) +
+                              " threads (set JAXRNN_THREADS lower)");
+}
+
 using F32 = ffi::Buffer<ffi::F32>;
 using OutF32 = ffi::ResultBuffer<ffi::F32>;
 
@@ -671,19 +761,19 @@ ffi::Error forward_impl(F32 xw, F32 w_hh, F32 bias, F32 b_hn, F32 h0, F32 c0,
     k.mask = mask.typed_data(), k.hs = hs->typed_data(), k.cs = cs->typed_data();
     k.saved = saved->typed_data(), k.h_t = h_t->typed_data();
     k.c_t = c_t->typed_data();
-    k.run(int(threads));
+    return k.run(int(threads));
   };
   if (cell == LSTM) {
     CHECK(expect(c0.dimensions(), {B, H}, "c0"));
     Forward<LSTM> k;
-    common(k);
+    if (!common(k)) return no_threads(threads);
   } else if (cell == GRU) {
     CHECK(expect(b_hn.dimensions(), {H}, "b_hn"));
     Forward<GRU> k;
-    common(k);
+    if (!common(k)) return no_threads(threads);
   } else {
     Forward<RNN> k;
-    common(k);
+    if (!common(k)) return no_threads(threads);
   }
   return ffi::Error::Success();
 }
@@ -707,20 +797,20 @@ ffi::Error backward_impl(F32 w_hh, F32 saved, F32 hs, F32 cs, F32 h0, F32 c0,
     k.dc_t = dc_t.typed_data(), k.mask = mask.typed_data();
     k.dxw = dxw->typed_data(), k.dhw = dhw->typed_data();
     k.dh0 = dh0->typed_data(), k.dc0 = dc0->typed_data();
-    k.run(int(threads));
+    return k.run(int(threads));
   };
   if (cell == LSTM) {
     CHECK(expect(saved.dimensions(), {T, B, 4 * H}, "saved"));
     CHECK(expect(cs.dimensions(), {T, B, H}, "cs"));
     Backward<LSTM> k;
-    common(k);
+    if (!common(k)) return no_threads(threads);
   } else if (cell == GRU) {
     CHECK(expect(saved.dimensions(), {T, B, 4 * H}, "saved"));
     Backward<GRU> k;
-    common(k);
+    if (!common(k)) return no_threads(threads);
   } else {
     Backward<RNN> k;
-    common(k);
+    if (!common(k)) return no_threads(threads);
   }
   return ffi::Error::Success();
 }
@@ -776,13 +866,13 @@ template <int G>
 double gemm_seconds(int64_t B, int64_t H, int threads, int64_t steps) {
   constexpr int NV = G;
   const int64_t chunks = ceil_div(H, VW), Hp = chunks * VW, panels = chunks;
-  threads = std::max<int>(1, std::min<int64_t>(threads, panels));
+  threads = threads_for(threads, panels, 2 * B * H * G * H);
   std::vector<float> packed(panels * H * NV * VW), h(B * Hp), out(B * G * Hp);
   for (size_t i = 0; i < packed.size(); ++i) packed[i] = float(i % 7) * 0.01f;
   for (size_t i = 0; i < h.size(); ++i) h[i] = float(i % 5) * 0.1f;
   Barrier barrier(threads);
   auto start = std::chrono::steady_clock::now();
-  parallel(threads, [&](int tid) {
+  bool ran = parallel(threads, [&](int tid) {
     int64_t p0 = panels * tid / threads, p1 = panels * (tid + 1) / threads;
     for (int64_t t = 0; t < steps; ++t) {
       rows<NV>(B, h.data(), Hp, H, packed.data(), p0, p1,
@@ -793,6 +883,7 @@ double gemm_seconds(int64_t B, int64_t H, int threads, int64_t steps) {
       barrier.wait();
     }
   });
+  if (!ran) return -1.0;
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
       .count();
 }
