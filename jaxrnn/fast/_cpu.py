@@ -28,6 +28,8 @@ Knobs (environment variables, read when the kernels are first used):
                            may run on, `os.sched_getaffinity`)
     JAXRNN_CACHE=DIR       the cache (default: $XDG_CACHE_HOME/jaxrnn, else
                            ~/.cache/jaxrnn)
+    JAXRNN_CPU_ISA=NAME    compile for avx512, avx2, sse2 (x86-64) or
+                           generic instead of this machine's best
 """
 
 from __future__ import annotations
@@ -87,13 +89,34 @@ def threads() -> int:
         return os.cpu_count() or 1
 
 
+_FLAGS = {
+    "avx512": ["-mavx512f", "-mavx2", "-mfma"],
+    "avx2": ["-mavx2", "-mfma"],
+    "sse2": [],
+    "neon": [],
+    "generic": [],
+}
+
+
 def _isa() -> tuple[str, list[str]]:
-    """The vector instructions to compile for, and their flags."""
+    """The vector instructions to compile for, and their flags: this
+    machine's best, or $JAXRNN_CPU_ISA (one of _FLAGS that it can run).
+
+    Raises:
+        ValueError: JAXRNN_CPU_ISA names no known instruction set.
+    """
+    forced = os.environ.get("JAXRNN_CPU_ISA", "").strip()
+    if forced:
+        if forced not in _FLAGS:
+            raise ValueError(
+                f"JAXRNN_CPU_ISA must be one of {sorted(_FLAGS)}, got {forced!r}"
+            )
+        return forced, _FLAGS[forced]
     machine = platform.machine().lower()
     if machine in ("aarch64", "arm64"):
-        return "neon", []
+        return "neon", _FLAGS["neon"]
     if machine not in ("x86_64", "amd64"):
-        return "generic", []
+        return "generic", _FLAGS["generic"]
     try:
         flags = set()
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -103,10 +126,10 @@ def _isa() -> tuple[str, list[str]]:
     except OSError:
         flags = set()
     if {"avx512f", "avx2", "fma"} <= flags:
-        return "avx512", ["-mavx512f", "-mavx2", "-mfma"]
+        return "avx512", _FLAGS["avx512"]
     if {"avx2", "fma"} <= flags:
-        return "avx2", ["-mavx2", "-mfma"]
-    return "sse2", []
+        return "avx2", _FLAGS["avx2"]
+    return "sse2", _FLAGS["sse2"]
 
 
 def _compiler() -> str | None:
@@ -158,7 +181,7 @@ def _build() -> tuple[str, str, str]:
         return "", engine, f"the compiler {cxx} does not run: {e}"
     key = hashlib.sha256(
         "\n".join(
-            [SOURCE.read_text(), " ".join(flags), *version, jax.__version__]
+            [SOURCE.read_text(), engine, " ".join(flags), *version, jax.__version__]
         ).encode()
     ).hexdigest()[:16]
     folder = _cache() / "kernels" / key

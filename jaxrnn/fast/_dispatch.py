@@ -14,8 +14,9 @@
               called through the XLA FFI (`_cpu`): what "fused" covers, on a
               CPU, for float32 and the 16-bit floats (which compute in
               float32), where a C++ compiler built them.
-    "auto"    on a CPU, "cpu" where it runs and CPU_WINS says it measured
-              faster; else "fused" wherever it applies; else "scan". The
+    "auto"    on a CPU, "cpu" where it runs and `cpu_wins` says it measured
+              faster (the LSTM and the GRU); else "fused" wherever it
+              applies; else "scan". The
               Pallas kernels have not been measured on a GPU or a TPU, so
               "auto" does not pick "pallas".
 
@@ -73,10 +74,13 @@ def unsupported(cell: str, activation: Any = "tanh", **options: bool) -> str:
 
 
 def cpu_wins(cell: str, dtype: Any) -> bool:
-    """Where "auto" runs the compiled CPU kernels rather than "fused": for
-    every cell and dtype they run (their measured training step took 0.71x
-    to 1.0x the fused path's across the CPU grid: benchmarks/README.md)."""
-    return True
+    """Where "auto" runs the compiled CPU kernels rather than "fused": the
+    LSTM and the GRU. Measured on the CPU grid (two harness runs, 2026-12-02,
+    benchmarks/README.md), their training step took 0.58x to 0.90x the fused
+    path's at every size but one (the LSTM at B=64, T=100, H=256: 1.06x and
+    1.07x); the Elman RNN's took 0.96x and 1.02x, and its forward pass 1.04x
+    and 1.20x, so it stays on "fused"."""
+    return cell in ("lstm", "gru")
 
 
 def choose(
@@ -120,13 +124,14 @@ def choose(
         )
     # The kernels' own limits; asking costs nothing off a CPU, and builds
     # them (once per process) on one.
-    no_cpu = "" if why_not or impl not in ("cpu", "auto") else _cpu.usable(dtype)
+    wanted = impl == "cpu" or (impl == "auto" and cpu_wins(cell, dtype))
+    no_cpu = _cpu.usable(dtype) if wanted and not why_not else ""
     if impl == "cpu" and no_cpu:
         _checks.fail(fn, "impl", f"must not be 'cpu' with {no_cpu}", repr(impl))
     if why_not or impl == "scan":
         chosen = "scan"
     elif impl == "auto":
-        chosen = "cpu" if not no_cpu and cpu_wins(cell, dtype) else "fused"
+        chosen = "cpu" if wanted and not no_cpu else "fused"
     else:
         chosen = impl
     if impl == "auto":

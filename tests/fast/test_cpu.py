@@ -276,3 +276,58 @@ def test_a_nan_in_a_valid_step_comes_out_as_the_reference_s(cell, activation):
     for g, r in zip(jax.tree.leaves(got), jax.tree.leaves(ref)):
         np.testing.assert_array_equal(np.isnan(g), np.isnan(r))
     assert bool(jnp.isnan(got[0][1]).any())
+
+
+_OTHER_ISA = """
+import jax, jax.numpy as jnp, numpy as np
+import jaxrnn
+from jaxrnn.fast import _cpu
+assert _cpu.status().engine == "{isa}", _cpu.status()
+worst = 0.0
+for cell, act in [("lstm", "tanh"), ("gru", "tanh"), ("rnn", "sigmoid")]:
+    kw = {{"activation": act}} if cell == "rnn" else {{}}
+    p = jaxrnn.init_layer(jax.random.key(0), cell, 3, 33, bidirectional=True, **kw)
+    xs = jax.random.normal(jax.random.key(1), (3, 6, 3))
+    lengths = jnp.array([6, 2, 0])
+    def loss(p, xs, impl):
+        ys, _ = jaxrnn.apply_layer(p, xs, lengths=lengths, impl=impl)
+        return jnp.sum(ys * jnp.cos(jnp.arange(ys.size).reshape(ys.shape)))
+    for a, b in zip(
+        jax.tree.leaves(jax.value_and_grad(loss, (0, 1))(p, xs, "cpu")),
+        jax.tree.leaves(jax.value_and_grad(loss, (0, 1))(p, xs, "scan")),
+    ):
+        scale = max(1.0, float(jnp.max(jnp.abs(b))))
+        worst = max(worst, float(jnp.max(jnp.abs(a - b))) / scale)
+print(worst)
+"""
+
+
+@pytest.mark.skipif(
+    _cpu._isa()[0] not in ("avx512", "avx2"), reason="an x86-64 with AVX2 or better"
+)
+@pytest.mark.parametrize("isa", ["avx2", "sse2"])
+def test_the_other_instruction_sets_build_and_agree(isa, tmp_path):
+    """The vector width is the compiler's: this machine builds (and runs) the
+    narrower x86-64 forms too, and they agree with the reference."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, JAXRNN_CPU_ISA=isa, JAXRNN_CACHE=str(tmp_path))
+    done = subprocess.run(
+        [sys.executable, "-c", _OTHER_ISA.format(isa=isa)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert float(done.stdout.split()[-1]) <= TOL * 10
+
+
+def test_an_unknown_instruction_set_is_refused(monkeypatch):
+    monkeypatch.setenv("JAXRNN_CPU_ISA", "avx1024")
+    with pytest.raises(
+        ValueError, match=r"JAXRNN_CPU_ISA must be one of .*got 'avx1024'"
+    ):
+        _cpu._isa()

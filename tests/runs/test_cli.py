@@ -118,3 +118,20 @@ def test_bad_runs_exit_2_with_a_message(capsys, tmp_path, monkeypatch):
 def test_info_json(capsys):
     status, stdout, _ = run(capsys, "info --json")
     assert status == 0 and json.loads(stdout)["backend"] == "cpu"
+
+
+def test_info_says_whether_the_cpu_kernels_run(capsys, monkeypatch):
+    from jaxrnn.fast import _cpu
+
+    state = _cpu.status()
+    status, stdout, _ = run(capsys, "info")
+    line = next(line for line in stdout.splitlines() if "kernels:" in line)
+    if state.available:
+        assert f"compiled ({state.engine}, {state.threads} threads)" in line
+    missing = _cpu.Status(False, "avx2", 2, "", "no C++ compiler found (set CXX)")
+    monkeypatch.setattr(_cpu, "status", lambda: missing)
+    status, stdout, _ = run(capsys, "info")
+    assert (
+        "kernels: not available (no C++ compiler found (set CXX)); impl='auto'"
+        in stdout
+    )

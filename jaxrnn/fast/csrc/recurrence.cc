@@ -66,6 +66,10 @@ const char* const ENGINE = "avx2";
 constexpr int VW = 4;
 constexpr int REGS = 32;
 const char* const ENGINE = "neon";
+#elif defined(__SSE2__)
+constexpr int VW = 4;
+constexpr int REGS = 16;
+const char* const ENGINE = "sse2";
 #else
 constexpr int VW = 4;
 constexpr int REGS = 16;
@@ -140,13 +144,14 @@ INLINE vf vexp(vf x) {
 INLINE vf reciprocal(vf d) {
 #if defined(__AVX512F__)
   vf r = (vf)_mm512_rcp14_ps((__m512)d);
+  return r * (2.0f - d * r);
 #elif defined(__AVX2__)
   vf r = (vf)_mm256_rcp_ps((__m256)d);
   r = r * (2.0f - d * r);
+  return r * (2.0f - d * r);
 #else
   return 1.0f / d;
 #endif
-  return r * (2.0f - d * r);
 }
 INLINE vf vsigmoid(vf x) { return reciprocal(1.0f + vexp(-x)); }
 INLINE vf vtanh(vf x) {
