@@ -275,6 +275,23 @@ def _empty():
     return jnp.zeros((0,), jnp.float32)
 
 
+def _call(target, shapes, name, activation, *args, **attrs):
+    """One kernel call: float32 results of `shapes`, the cell and its
+    activation, and this process's thread count, as the FFI's attributes."""
+    call = jax.ffi.ffi_call(
+        target,
+        [jax.ShapeDtypeStruct(s, jnp.float32) for s in shapes],
+        vmap_method="sequential",
+    )
+    return call(
+        *args,
+        cell=np.int64(CELLS[name]),
+        activation=np.int64(ACTIVATIONS.get(activation, 0)),
+        threads=np.int64(threads()),
+        **attrs,
+    )
+
+
 def forward(name, activation, w_hh, b, b_hn, xw, carry, mask, save):
     """The forward recurrence over xw [T, B, G*H] (x @ w_ih^T, no bias).
 
@@ -296,12 +313,11 @@ def forward(name, activation, w_hh, b, b_hn, xw, carry, mask, save):
         (batch, hidden) if lstm else (0,),
     ]
     gates = w_hh.shape[0]
-    call = jax.ffi.ffi_call(
+    return _call(
         _FORWARD,
-        [jax.ShapeDtypeStruct(s, f32) for s in shapes],
-        vmap_method="sequential",
-    )
-    return call(
+        shapes,
+        name,
+        activation,
         _f32(xw),
         _f32(w_hh),
         jnp.zeros((gates,), f32) if b is None else _f32(b),
@@ -311,9 +327,6 @@ def forward(name, activation, w_hh, b, b_hn, xw, carry, mask, save):
         _f32(carry[0]),
         _f32(carry[1]) if lstm else _empty(),
         jnp.ones((seq_len, batch), f32) if mask is None else _f32(mask),
-        cell=np.int64(CELLS[name]),
-        activation=np.int64(ACTIVATIONS.get(activation, 0)),
-        threads=np.int64(threads()),
         save=bool(save),
     )
 
@@ -337,12 +350,11 @@ def backward(name, activation, w_hh, saved, hs, cs, carry, dys, dcarry, mask):
         (batch, hidden),
         (batch, hidden) if lstm else (0,),
     ]
-    call = jax.ffi.ffi_call(
+    return _call(
         _BACKWARD,
-        [jax.ShapeDtypeStruct(s, f32) for s in shapes],
-        vmap_method="sequential",
-    )
-    return call(
+        shapes,
+        name,
+        activation,
         _f32(w_hh),
         _f32(saved),
         _f32(hs),
@@ -353,9 +365,6 @@ def backward(name, activation, w_hh, saved, hs, cs, carry, dys, dcarry, mask):
         _f32(dcarry[0]),
         _f32(dcarry[1]) if lstm else _empty(),
         jnp.ones((seq_len, batch), f32) if mask is None else _f32(mask),
-        cell=np.int64(CELLS[name]),
-        activation=np.int64(ACTIVATIONS.get(activation, 0)),
-        threads=np.int64(threads()),
     )
 
 

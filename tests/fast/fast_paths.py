@@ -14,6 +14,14 @@ import jaxrnn
 from helpers import TOLERANCES, assert_trees_close
 
 D, H, B = 3, 5, 4
+# (cell, activation): every cell the fast paths run.
+CELLS = [
+    ("lstm", "tanh"),
+    ("gru", "tanh"),
+    ("rnn", "tanh"),
+    ("rnn", "sigmoid"),
+    ("rnn", "relu"),
+]
 TOL = TOLERANCES["fast"]
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import jaxrnn
-from fast_paths import _loss
+from fast_paths import CELLS, _loss
 from helpers import x64
 from jaxrnn.fast import _cpu, _dispatch
 
@@ -27,13 +27,6 @@ pytestmark = pytest.mark.skipif(
     _cpu._compiler() is None, reason="no C++ compiler: the kernels cannot be built"
 )
 
-CELLS = [
-    ("lstm", "tanh"),
-    ("gru", "tanh"),
-    ("rnn", "tanh"),
-    ("rnn", "sigmoid"),
-    ("rnn", "relu"),
-]
 # One of each cell, for the cases about layout (sizes, directions, stacking,
 # lengths) rather than arithmetic, which CELLS covers with every activation.
 LAYOUTS = CELLS[:3]

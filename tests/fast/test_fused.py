@@ -17,18 +17,10 @@ import pytest
 from jax.test_util import check_grads
 
 import jaxrnn
-from fast_paths import B, D, H, _compare, _layer, _loss, _state
+from fast_paths import CELLS, B, D, H, _compare, _layer, _loss, _state
 from helpers import assert_trees_close, x64
 from jaxrnn.fast import _vjp
 
-# (cell, activation): every cell the fast path runs.
-CELLS = [
-    ("lstm", "tanh"),
-    ("gru", "tanh"),
-    ("rnn", "tanh"),
-    ("rnn", "sigmoid"),
-    ("rnn", "relu"),
-]
 # The fused path, and the same path with its loops as Pallas kernels (run in
 # interpret mode on a CPU: see test_pallas.py). The kernels' cases are marked
 # slow, so they run in the README's command and CI's Python 3.11 pass; the

@@ -193,8 +193,9 @@ inline void pause() {
 }
 
 // A barrier that spins, then sleeps: the threads of one call meet here once
-// per step. A step is microseconds, so a waiter spins first (about 30 us);
-// past that, a partner has lost its CPU to another process, and the waiter
+// per step. A step is microseconds, so a waiter spins first (2^11 pauses,
+// an estimated tens of microseconds, not timed); past that, a partner has
+// likely lost its CPU to another process, and the waiter
 // sleeps on a futex, which frees its CPU for the partner to move to.
 struct alignas(64) Barrier {
   explicit Barrier(int n) : n(n) {}
