@@ -13,6 +13,8 @@
 #      (H = 64) are where the kernel keeps W_hh on chip in float32, then
 #      DeepBench's sizes (the "gpu" grid), where the loops fall back to
 #      lax.scan past ONCHIP_BYTES.
+#   4. The parallel solve (benchmarks/bench_parallel.py --demo): a GRU at
+#      B = 16, T = 10,000, the DEER demo's setting, against the scan.
 #
 # Usage, from the repository root: bash benchmarks/gpu_session.sh [DIR]
 # DIR (default: $OUT if set, else benchmarks/results) receives the log,
@@ -53,3 +55,7 @@ bench=(python -m benchmarks --impls jaxrnn-pallas,jaxrnn-fused,torch,jax-cudnn,f
   --repeats 5 --save --results "$dir")
 stage timings-small-sizes 120 "${bench[@]}" --grid cpu
 stage timings-deepbench 120 "${bench[@]}" --grid gpu --cells lstm
+# The parallel solve (DEER) at the published demo's setting: a GRU, B = 16,
+# T = 10,000, against the sequential scan and the fused path.
+stage parallel-deer-demo 150 python benchmarks/bench_parallel.py --demo --repeats 3 \
+  --save --results "$dir"

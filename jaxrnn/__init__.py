@@ -8,15 +8,17 @@ The reference cells (`rnn_step`, `lstm_step`, `gru_step`, and the variants
 variable-length layer of `torch.nn.LSTM`, with learned initial states,
 resets, recurrent dropout and zoneout on top, and run each layer through the
 implementation that `jaxrnn.fast` picks. Training lives in `jaxrnn.train`,
-tasks in `jaxrnn.tasks`, gradient and gate diagnostics in
-`jaxrnn.diagnostics`, and exact converters to and from PyTorch, Flax, Keras
-and Equinox in `jaxrnn.interop`.
+tasks in `jaxrnn.tasks`, gradient, gate and Lyapunov diagnostics in
+`jaxrnn.diagnostics`, `parallel_unroll` (every step solved at once by
+Newton's method) in `jaxrnn.parallel`, and exact converters to and from
+PyTorch, Flax, Keras and Equinox in `jaxrnn.interop`.
 """
 
 from jaxrnn import diagnostics as diagnostics
 from jaxrnn import fast as fast
 from jaxrnn import interop as interop
 from jaxrnn import io as io
+from jaxrnn import parallel as parallel
 from jaxrnn import tasks as tasks
 from jaxrnn import train as train
 from jaxrnn._unroll import lengths_to_mask as lengths_to_mask
@@ -60,6 +62,7 @@ from jaxrnn.cells import rnn_step as rnn_step
 from jaxrnn.layer import LayerParams as LayerParams
 from jaxrnn.layer import apply_layer as apply_layer
 from jaxrnn.layer import init_layer as init_layer
+from jaxrnn.parallel import parallel_unroll as parallel_unroll
 
 __version__ = "0.1.0"
 
@@ -103,6 +106,8 @@ __all__ = [
     "lengths_to_mask",
     "lstm_step",
     "mgu_step",
+    "parallel",
+    "parallel_unroll",
     "peephole_lstm_step",
     "proj_lstm_step",
     "readout",

@@ -22,6 +22,7 @@ pytestmark = pytest.mark.every_case
         "jaxrnn.diagnostics",
         "jaxrnn.cells",
         "jaxrnn.layer",
+        "jaxrnn.parallel",
         "jaxrnn.fast",
         "jaxrnn.bench",
     ],

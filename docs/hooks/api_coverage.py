@@ -16,6 +16,7 @@ PUBLIC = (
     "jaxrnn",
     "jaxrnn.cells",
     "jaxrnn.layer",
+    "jaxrnn.parallel",
     "jaxrnn.fast",
     "jaxrnn.train",
     "jaxrnn.diagnostics",

@@ -1,4 +1,5 @@
-"""Diagnostics: vanishing and exploding gradients, clipping, and the gates.
+"""Diagnostics: vanishing and exploding gradients, clipping, the gates, and
+Lyapunov exponents (which predict the parallel solve).
 
 Pure functions that return arrays or NamedTuples; none of them plots or
 prints. Each is tested against a brute-force computation.
@@ -23,12 +24,17 @@ from jaxrnn.diagnostics._jacobian import span_jacobian as span_jacobian
 from jaxrnn.diagnostics._jacobian import spectral_norm as spectral_norm
 from jaxrnn.diagnostics._jacobian import spectral_radius as spectral_radius
 from jaxrnn.diagnostics._jacobian import transition_jacobians as transition_jacobians
+from jaxrnn.diagnostics._lyapunov import ParallelOutlook as ParallelOutlook
+from jaxrnn.diagnostics._lyapunov import lyapunov_exponent as lyapunov_exponent
+from jaxrnn.diagnostics._lyapunov import lyapunov_spectrum as lyapunov_spectrum
+from jaxrnn.diagnostics._lyapunov import parallel_outlook as parallel_outlook
 
 __all__ = [
     "ClipTrace",
     "GRUGates",
     "GateStats",
     "LSTMGates",
+    "ParallelOutlook",
     "StateGradients",
     "TransitionJacobians",
     "clip_trace",
@@ -36,6 +42,9 @@ __all__ = [
     "gate_statistics",
     "gru_gates",
     "lstm_gates",
+    "lyapunov_exponent",
+    "lyapunov_spectrum",
+    "parallel_outlook",
     "rescale_spectral_radius",
     "span_jacobian",
     "spectral_norm",

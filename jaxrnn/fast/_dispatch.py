@@ -14,6 +14,13 @@
               called through the XLA FFI (`_cpu`): what "fused" covers, on a
               CPU, for float32 and the 16-bit floats (which compute in
               float32), where a C++ compiler built them.
+    "parallel" every step solved at once by Newton's method (DEER, in
+              `jaxrnn.parallel`), for every cell, with a fallback to the
+              sequential scan when Newton has not converged, and gradients
+              by implicit differentiation. Not with the options in
+              SEQUENTIAL_ONLY; no forward-mode derivative. It pays only for
+              small carries and long sequences on parallel hardware
+              (docs/parallel.md), so "auto" never picks it.
     "auto"    on a CPU, "cpu" where it runs and `cpu_wins` says it measured
               faster (the LSTM and the GRU); else "fused" wherever it
               applies; else "scan". The
@@ -34,12 +41,17 @@ import jax.numpy as jnp
 
 from jaxrnn import _checks
 from jaxrnn.fast import _cpu, _elman, _vjp
+from jaxrnn.parallel import _api as _parallel
 
-IMPLS = ("auto", "scan", "fused", "pallas", "cpu")
+IMPLS = ("auto", "scan", "fused", "pallas", "cpu", "parallel")
 FAST_CELLS = tuple(_vjp.LAYOUTS)
 FAST_ACTIVATIONS = _elman.FAST_ACTIVATIONS
 # The layer options that only the reference scan has.
 REFERENCE_ONLY = ("reset", "recurrent_dropout", "zoneout", "checkpoint", "matmul_dtype")
+# The layer options that "parallel" lacks: resets and the regularisers change
+# the step's equations per step or per sequence, and checkpointing is the
+# sequential scan's memory policy.
+SEQUENTIAL_ONLY = ("reset", "recurrent_dropout", "zoneout", "checkpoint")
 
 # run(cell_params, carry [B, .], xs [B, T, D], *, index, direction, outputs)
 #     -> (final carry, ys [B, T, H], or None when outputs is False)
@@ -92,7 +104,7 @@ def choose(
     fn: str = "choose",
     **options: bool,
 ) -> str:
-    """The impl that runs: "scan", "fused", "pallas" or "cpu".
+    """The impl that runs: "scan", "fused", "pallas", "cpu" or "parallel".
 
     Args:
         impl: what the caller asked for, one of IMPLS.
@@ -105,8 +117,9 @@ def choose(
     Raises:
         ValueError: an impl outside IMPLS; "fused", "pallas" or "cpu" for a
             cell, activation or option they lack; "cpu" where the kernels
-            cannot run (float64, another backend, no compiled kernels). The
-            message names why.
+            cannot run (float64, another backend, no compiled kernels);
+            "parallel" with an option in SEQUENTIAL_ONLY. The message names
+            why.
 
     Examples:
         >>> choose("auto", "lstm", dtype="float64"), choose("auto", "lstm", reset=True)
@@ -114,6 +127,21 @@ def choose(
     """
     if impl not in IMPLS:
         _checks.fail(fn, "impl", f"must be one of {IMPLS}", repr(impl))
+    if impl == "parallel":
+        unknown = sorted(set(options) - set(REFERENCE_ONLY))
+        if unknown:
+            raise ValueError(f"choose: unknown options {unknown}")
+        lacking = [o for o in SEQUENTIAL_ONLY if options.get(o)]
+        if lacking:
+            _checks.fail(
+                fn,
+                "impl",
+                f"must not be 'parallel' with {', '.join(lacking)} (the parallel "
+                "solve lacks it)",
+                repr(impl),
+                "Use impl='scan' or 'auto'.",
+            )
+        return impl
     why_not = unsupported(cell, activation, **options)
     if impl in ("fused", "pallas", "cpu") and why_not:
         _checks.fail(
@@ -147,15 +175,19 @@ def runner(
     activation: Any,
     mask: Any,
     unroll: int | bool,
+    step: Any = None,
 ) -> Runner:
     """The function that runs one direction of one layer under `impl`.
 
     `impl` is what `choose` returned; `reference` is the layer's reference
     runner, returned for "scan". The fast runners compute every step's
-    output and the layer keeps what it needs.
+    output and the layer keeps what it needs; "parallel" runs `step`, the
+    layer's reference step.
     """
     if impl == "scan":
         return reference
+    if impl == "parallel":
+        return functools.partial(_parallel_runner, step, mask)
     return functools.partial(
         _fast, cell, activation, mask, unroll, {"fused": "scan"}.get(impl, impl)
     )
@@ -178,3 +210,13 @@ def _fast(
         unroll=unroll,
         loop=loop,
     )
+
+
+def _parallel_runner(step, mask, params, carry, xs, *, direction, **unused):
+    """The parallel runner, with `parallel_unroll`'s default tolerance,
+    iteration cap and fallback; it drops the solve's `Info`."""
+    options = _parallel.resolve("apply_layer", "newton", None, None, True, xs.dtype)
+    final, ys, _ = _parallel.run(
+        step, params, carry, xs, mask, reverse=direction == 1, **options
+    )
+    return final, ys

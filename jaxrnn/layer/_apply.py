@@ -131,7 +131,14 @@ def apply_layer(
             float32. On a CPU it runs in Pallas' interpret mode, which is how
             it is tested; on a GPU it compiles through Triton and on a TPU
             through Mosaic, which the tests lower but have not run, so
-            "auto" never picks it.
+            "auto" never picks it. "parallel" solves every step of each
+            layer and direction at once by Newton's method
+            (`jaxrnn.parallel.parallel_unroll`, method "newton", its default
+            tolerance, and a fallback to the sequential scan for sequences
+            that do not converge), for every cell, without reset,
+            recurrent_dropout, zoneout or checkpoint; gradients by implicit
+            differentiation, no forward-mode derivative. "auto" never picks
+            it (see docs/parallel.md for where it pays).
 
     Returns:
         (ys, final_state): outputs of the last layer [B, T, F], where F is
@@ -194,6 +201,7 @@ def apply_layer(
         activation=params.activation,
         mask=o.mask,
         unroll=o.unroll,
+        step=o.step,
     )
 
     inputs, finals, key = o.xs, [], o.key
