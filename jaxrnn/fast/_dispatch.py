@@ -74,15 +74,20 @@ def unsupported(cell: str, activation: Any = "tanh", **options: bool) -> str:
         >>> unsupported("gru")
         ''
     """
+    _known(options)
     if cell not in FAST_CELLS:
         return f"cell={cell!r} (it has {', '.join(map(repr, FAST_CELLS))})"
     if cell == "rnn" and activation not in FAST_ACTIVATIONS:
         names = ", ".join(map(repr, FAST_ACTIVATIONS))
         return f"activation={activation!r} (it has {names})"
+    return ", ".join(option for option, on in options.items() if on)
+
+
+def _known(options: dict) -> None:
+    """Every option named is one of REFERENCE_ONLY (a caller's typo fails)."""
     unknown = sorted(set(options) - set(REFERENCE_ONLY))
     if unknown:
         raise ValueError(f"unsupported: unknown options {unknown}")
-    return ", ".join(option for option, on in options.items() if on)
 
 
 def cpu_wins(cell: str, dtype: Any) -> bool:
@@ -128,9 +133,7 @@ def choose(
     if impl not in IMPLS:
         _checks.fail(fn, "impl", f"must be one of {IMPLS}", repr(impl))
     if impl == "parallel":
-        unknown = sorted(set(options) - set(REFERENCE_ONLY))
-        if unknown:
-            raise ValueError(f"choose: unknown options {unknown}")
+        _known(options)
         lacking = [o for o in SEQUENTIAL_ONLY if options.get(o)]
         if lacking:
             _checks.fail(

@@ -54,8 +54,3 @@ def apply(a: jax.Array, v: jax.Array) -> jax.Array:
     if a.ndim == v.ndim:
         return a * v
     return jnp.einsum("...ij,...j->...i", a, v)
-
-
-def transpose(a: jax.Array, diagonal_form: bool) -> jax.Array:
-    """A_t^T for every t."""
-    return a if diagonal_form else jnp.swapaxes(a, -1, -2)

@@ -123,16 +123,23 @@ def _over_batch_and_time(fn):
     return jax.vmap(over_time, in_axes=(None, 0, 0, 0))
 
 
+def _state_part(config: Config):
+    """F: (theta, P [B, T, n], xs, mask) -> f(P_t, x_t) for every t."""
+    return _over_batch_and_time(lambda *args: config.cell(*args)[0])
+
+
 def _functions(config: Config, theta, xs, mask):
     """linearise(P) -> (f, J or its diagonal) in one pass, evaluate(P) -> f,
-    and the dense Jacobians' function of (theta, P, xs, mask)."""
-    state_part = lambda theta, s, x, m: config.cell(theta, s, x, m)[0]  # noqa: E731
-    both = lambda theta, s, x, m: (state_part(theta, s, x, m),) * 2  # noqa: E731
-    values = _over_batch_and_time(state_part)
+    and dense(P) -> the dense Jacobians J [B, T, n, n]."""
+
+    def both(theta, s, x, m):
+        f = config.cell(theta, s, x, m)[0]
+        return f, f
+
     jacobians = _over_batch_and_time(jax.jacfwd(both, argnums=1, has_aux=True))
 
     def evaluate(prev):
-        return values(theta, prev, xs, mask)
+        return _state_part(config)(theta, prev, xs, mask)
 
     def linearise(prev):
         j, f = jacobians(theta, prev, xs, mask)
@@ -140,7 +147,7 @@ def _functions(config: Config, theta, xs, mask):
             j = jnp.diagonal(j, axis1=-2, axis2=-1)
         return f, j
 
-    def dense(theta, prev):
+    def dense(prev):
         return jacobians(theta, prev, xs, mask)[0]
 
     return linearise, evaluate, dense
@@ -206,19 +213,14 @@ def _states_bwd(config, saved, cotangents):
     theta, s0, xs, mask, states = saved
     s_bar = cotangents[0]
     _, _, dense = _functions(config, theta, xs, mask)
-    j = dense(theta, _newton.shift(states, s0))  # J_t = ds_t/ds_{t-1}, [B, T, n, n]
+    j = dense(_newton.shift(states, s0))  # J_t = ds_t/ds_{t-1}, [B, T, n, n]
     # lambda_t = s_bar_t + J_{t+1}^T lambda_{t+1}: the coefficient of step t
     # is J_{t+1}^T, and nothing follows step T.
-    a = jnp.concatenate(
-        [_linear.transpose(j[:, 1:], False), jnp.zeros_like(j[:, :1])], 1
-    )
+    a = jnp.concatenate([jnp.swapaxes(j[:, 1:], -1, -2), jnp.zeros_like(j[:, :1])], 1)
     lam = _linear.dense(a, s_bar, reverse=True)
 
     def pull(theta, s0, xs):
-        prev = _newton.shift(states, s0)
-        return _over_batch_and_time(lambda *a: config.cell(*a)[0])(
-            theta, prev, xs, mask
-        )
+        return _state_part(config)(theta, _newton.shift(states, s0), xs, mask)
 
     _, vjp = jax.vjp(pull, theta, s0, xs)
     theta_bar, s0_bar, xs_bar = vjp(lam)

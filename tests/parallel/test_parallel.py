@@ -46,13 +46,19 @@ def _close(got, want, seq_len, dtype):
         assert err <= bound * scale, (err, bound * scale)
 
 
-def _both(step, params, carry, xs, **kw):
-    solver = {k: kw.pop(k) for k in ("method", "max_iters", "tol") if k in kw}
-    got = jax.jit(lambda p, c, x: _api.parallel_unroll(step, p, c, x, **solver, **kw))(
+def _solve(step, params, carry, xs, **kw):
+    """parallel_unroll under jit (solver options and unroll's alike)."""
+    return jax.jit(lambda p, c, x: _api.parallel_unroll(step, p, c, x, **kw))(
         params, carry, xs
     )
-    want = jaxrnn.unroll(step, params, carry, xs, **kw)
-    return got, want
+
+
+def _both(step, params, carry, xs, **kw):
+    """(parallel_unroll's answer, unroll's) on the same arguments."""
+    got = _solve(step, params, carry, xs, **kw)
+    for option in ("method", "max_iters", "tol"):
+        kw.pop(option, None)
+    return got, jaxrnn.unroll(step, params, carry, xs, **kw)
 
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64], ids=["f32", "f64"])
@@ -81,7 +87,7 @@ def test_lengths_masks_and_reverse(seq_len, method, getkey):
         # Padding may hold anything: it never reaches the step.
         padded = jnp.where(valid[:, None], xs, jnp.nan)
         clean = jnp.where(valid[:, None], xs, 0.0)
-        (final, ys, info), _ = _both(step, params, carry, padded, method=method, **kw)
+        final, ys, info = _solve(step, params, carry, padded, method=method, **kw)
         want = jaxrnn.unroll(step, params, carry, clean, **kw)
         _close((final, ys), want, seq_len, jnp.float32)
         assert bool(info.converged) and bool(jnp.isfinite(ys).all())
