@@ -92,6 +92,27 @@ def resolve_mask(
     return None
 
 
+def zero_masked(xs: Any, mask: jax.Array | None) -> Any:
+    """xs with every masked-out step set to zero, so that it never reaches a cell.
+
+    `mask` is bool [*batch, T] and every leaf of the pytree xs is [*batch, T,
+    ...]. A masked step's output and carry are discarded by a `where`, but
+    the backward pass still multiplies the step's Jacobian at that input by
+    a zero cotangent: with a NaN or an infinity in the padding that product
+    is NaN, and it reaches every weight's gradient. With the input zeroed,
+    the masked step is evaluated at a finite point and contributes exact
+    zeros, whatever the padding held.
+    """
+    if mask is None:
+        return xs
+
+    def clean(a):
+        keep = mask.reshape(mask.shape + (1,) * (a.ndim - mask.ndim))
+        return jnp.where(keep, a, jnp.zeros_like(a))
+
+    return jax.tree.map(clean, xs)
+
+
 def _time_mask(
     fn: str, arg: str, mask: Any, seq_len: int, batch: tuple[int, ...]
 ) -> jax.Array:
@@ -155,6 +176,7 @@ def scan(
     if mask is None and reset is None:
         return _remat_scan(step_fn, carry, xs, bool(reverse), unroll, checkpoint)
     initial = carry
+    xs = zero_masked(xs, mask)
 
     def body(carry, inputs):
         x, keep, fresh = inputs

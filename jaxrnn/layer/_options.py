@@ -62,6 +62,8 @@ def resolve(fn: str, params: Any, xs: Any, **kw: Any) -> Options:
     batch = (batch_size,)
     mask = _unroll.resolve_mask(fn, seq_len, kw["mask"], kw["lengths"], batch=batch)
     reset = _unroll.resolve_reset(fn, seq_len, kw["reset"], batch=batch)
+    # Padding never reaches a cell, on any path: NaN there gives zero gradients.
+    xs = _unroll.zero_masked(xs, mask)
     checkpoint = _unroll.resolve_checkpoint(fn, kw["checkpoint"], seq_len)
     if not kw["return_sequences"] and (kw["include_initial"] or params.residual):
         _checks.fail(

@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
+from jaxrnn import _unroll
 from jaxrnn.parallel import _linear, _newton
 
 
@@ -95,8 +96,7 @@ def run(
     if reverse:
         xs = jnp.flip(xs, 1)
         mask = None if mask is None else jnp.flip(mask, 1)
-    if mask is not None:  # masked inputs never reach the cell
-        xs = jnp.where(mask[..., None], xs, jnp.zeros_like(xs))
+    xs = _unroll.zero_masked(xs, mask)  # masked inputs never reach the cell
     s0 = jax.vmap(lambda c: ravel_pytree(c)[0])(carry)
 
     def cell(theta, s, x, m):

@@ -126,6 +126,7 @@ def rnn_bptt(
     if loss == "mse":
         targets = _checks.float_array(fn, "targets", targets, ndim=2)
         _checks.shape(fn, "targets", targets, (seq_len, w_ya.shape[0]), "[T, O]")
+        targets = _unroll.zero_masked(targets, mask)  # NaN padding: zero gradients
         errors = [ys[t] - targets[t] for t in range(seq_len)]
         total = sum(
             (weight[t] * jnp.sum(errors[t] ** 2) for t in range(seq_len)),
@@ -146,6 +147,7 @@ def rnn_bptt(
                 kind=TypeError,
             )
         _checks.shape(fn, "targets", targets, (seq_len,), "[T] (integer labels)")
+        targets = _unroll.zero_masked(targets, mask)
         log_probs = [jax.nn.log_softmax(y) for y in ys]
         total = sum(
             (-weight[t] * log_probs[t][targets[t]] for t in range(seq_len)),

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import optax
 from jax.typing import ArrayLike
 
-from jaxrnn import _checks
+from jaxrnn import _checks, _unroll
 
 
 def _loss_mask(fn: str, mask: Any, positions: tuple[int, ...]) -> jax.Array | None:
@@ -31,6 +31,18 @@ def _loss_mask(fn: str, mask: Any, positions: tuple[int, ...]) -> jax.Array | No
             f"shape {tuple(mask.shape)}",
         )
     return mask
+
+
+def _valid(mask: jax.Array | None, *arrays: jax.Array) -> tuple[jax.Array, ...]:
+    """The arrays with their masked-out entries set to zero (labels to class 0).
+
+    The mean below drops those entries with a `where`, but the gradient of a
+    loss computed at a NaN or an infinity is still NaN, and zero times NaN
+    is NaN: cleaning the inputs first gives exact-zero gradients there.
+    """
+    if mask is None:
+        return arrays
+    return tuple(_unroll.zero_masked(a, mask) for a in arrays)
 
 
 def _masked_mean(values: jax.Array, mask: jax.Array | None) -> jax.Array:
@@ -73,6 +85,7 @@ def mse_loss(
     _checks.same_dtype(fn, "targets", targets, predictions.dtype, "predictions")
     mask = _loss_mask(fn, mask, predictions.shape)
     work = _checks.work_dtype(predictions.dtype)
+    predictions, targets = _valid(mask, predictions, targets)
     error = predictions.astype(work) - targets.astype(work)
     return _masked_mean(error**2, mask)
 
@@ -118,5 +131,6 @@ def cross_entropy_loss(
         )
     mask = _loss_mask(fn, mask, labels.shape)
     logits = logits.astype(_checks.work_dtype(logits.dtype))
+    logits, labels = _valid(mask, logits, labels)
     losses = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
     return _masked_mean(losses, mask)
