@@ -7,7 +7,8 @@ The reference cells (`rnn_step`, `lstm_step`, `gru_step`, and the variants
 `apply_layer` (in `jaxrnn/layer/`) give the stacked, bidirectional,
 variable-length layer of `torch.nn.LSTM`, with learned initial states,
 resets, recurrent dropout and zoneout on top, and run each layer through the
-implementation that `jaxrnn.fast` picks. Training lives in `jaxrnn.train`,
+implementation that `jaxrnn.fast` picks; `init_state` / `stream_layer` carry
+its state across chunks for streaming. Training lives in `jaxrnn.train`,
 tasks in `jaxrnn.tasks`, gradient, gate and Lyapunov diagnostics in
 `jaxrnn.diagnostics`, `parallel_unroll` (every step solved at once by
 Newton's method) in `jaxrnn.parallel`, and exact converters to and from
@@ -62,6 +63,8 @@ from jaxrnn.cells import rnn_step as rnn_step
 from jaxrnn.layer import LayerParams as LayerParams
 from jaxrnn.layer import apply_layer as apply_layer
 from jaxrnn.layer import init_layer as init_layer
+from jaxrnn.layer import init_state as init_state
+from jaxrnn.layer import stream_layer as stream_layer
 from jaxrnn.parallel import parallel_unroll as parallel_unroll
 
 __version__ = "0.1.0"
@@ -99,6 +102,7 @@ __all__ = [
     "init_readout",
     "init_rnn",
     "init_rnn_carry",
+    "init_state",
     "interop",
     "io",
     "layer_norm_gru_step",
@@ -112,6 +116,7 @@ __all__ = [
     "proj_lstm_step",
     "readout",
     "rnn_step",
+    "stream_layer",
     "tasks",
     "train",
     "unroll",

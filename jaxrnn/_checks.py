@@ -164,3 +164,10 @@ def bool_mask(fn: str, mask: Any, arg: str = "mask") -> jax.Array:
             kind=TypeError,
         )
     return mask
+
+
+def flag(fn: str, arg: str, value: Any) -> bool:
+    """A static on/off option, which must be a Python bool (not an array)."""
+    if not isinstance(value, (bool, np.bool_)):
+        fail(fn, arg, "must be True or False", describe(value), kind=TypeError)
+    return bool(value)

@@ -61,13 +61,15 @@ def resolve_mask(
     mask: ArrayLike,
     lengths: ArrayLike,
     batch: tuple[int, ...] = (),
+    hint: str = "",
 ) -> jax.Array | None:
-    """Check `mask` [*batch, T] or `lengths` [*batch] and return a bool mask or None."""
+    """Check `mask` [*batch, T] or `lengths` [*batch] and return a bool mask or
+    None; `hint` ends the message of a shape error."""
     name = "lengths" if batch else "length"
     if mask is not None and lengths is not None:
         _checks.fail(fn, f"mask and {name}", "are exclusive (give one)", "both")
     if mask is not None:
-        return _time_mask(fn, "mask", mask, seq_len, batch)
+        return _time_mask(fn, "mask", mask, seq_len, batch, hint)
     if lengths is not None:
         lengths = _checks.as_array(fn, name, lengths)
         if not jnp.issubdtype(lengths.dtype, jnp.integer):
@@ -86,7 +88,7 @@ def resolve_mask(
             "[B]" if batch else "[] (a scalar)",
             "unroll runs one sequence; use jax.vmap or apply_layer for a batch."
             if not batch
-            else "",
+            else hint,
         )
         return lengths_to_mask(lengths, seq_len)
     return None
@@ -114,7 +116,7 @@ def zero_masked(xs: Any, mask: jax.Array | None) -> Any:
 
 
 def _time_mask(
-    fn: str, arg: str, mask: Any, seq_len: int, batch: tuple[int, ...]
+    fn: str, arg: str, mask: Any, seq_len: int, batch: tuple[int, ...], hint: str = ""
 ) -> jax.Array:
     """A bool array [*batch, T] along the time axis of xs (a mask or a reset)."""
     mask = _checks.bool_mask(fn, mask, arg)
@@ -124,16 +126,22 @@ def _time_mask(
         mask,
         (*batch, seq_len),
         "[B, T]" if batch else "[T]",
-        f"T = {seq_len} is the length of the time axis of xs.",
+        f"T = {seq_len} is the length of the time axis of xs. {hint}".strip(),
     )
     return mask
 
 
 def resolve_reset(
-    fn: str, seq_len: int, reset: ArrayLike, batch: tuple[int, ...] = ()
+    fn: str,
+    seq_len: int,
+    reset: ArrayLike,
+    batch: tuple[int, ...] = (),
+    hint: str = "",
 ) -> jax.Array | None:
     """Check an optional bool reset mask [*batch, T]."""
-    return None if reset is None else _time_mask(fn, "reset", reset, seq_len, batch)
+    if reset is None:
+        return None
+    return _time_mask(fn, "reset", reset, seq_len, batch, hint)
 
 
 CHECKPOINTS = ("step", "sqrt")

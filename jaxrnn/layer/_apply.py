@@ -40,6 +40,7 @@ def apply_layer(
     checkpoint: str | int | None = None,
     matmul_dtype: Any = None,
     impl: str = "auto",
+    time_major: bool = False,
 ) -> tuple[jax.Array, State]:
     """Run a stacked recurrent layer over a batch, like `torch.nn.LSTM.forward`.
 
@@ -59,7 +60,8 @@ def apply_layer(
 
     Args:
         params: from `init_layer`.
-        xs: batch-first inputs [B, T, D], in the params' dtype.
+        xs: batch-first inputs [B, T, D] (or [T, B, D] with time_major=True),
+            in the params' dtype.
         lengths: optional integer [B], the valid length of each sequence
             (padding at the end). The final state is the one at the last valid
             step, padded outputs are zero, and the backward direction starts
@@ -139,12 +141,17 @@ def apply_layer(
             recurrent_dropout, zoneout or checkpoint; gradients by implicit
             differentiation, no forward-mode derivative. "auto" never picks
             it (see docs/parallel.md for where it pays).
+        time_major: False (the default) reads xs as batch-first [B, T, D];
+            True reads it as time-major [T, B, D], with mask and reset [T, B]
+            and ys [T, B, F] (`torch.nn.LSTM(batch_first=False)`, PyTorch's
+            default, and Flax's `time_major=True`). lengths stays [B] and the
+            state keeps its layout.
 
     Returns:
-        (ys, final_state): outputs of the last layer [B, T, F], where F is
-        D*R for merge="concat" (forward then backward features) and R for the
-        other merges; and the final state of every layer and direction, in
-        the layout of initial_state.
+        (ys, final_state): outputs of the last layer [B, T, F] ([T, B, F]
+        with time_major=True), where F is D*R for merge="concat" (forward
+        then backward features) and R for the other merges; and the final
+        state of every layer and direction, in the layout of initial_state.
 
     Raises:
         ValueError, TypeError: at trace time, naming the argument, for an xs
@@ -181,6 +188,7 @@ def apply_layer(
         unroll=unroll,
         checkpoint=checkpoint,
         matmul_dtype=matmul_dtype,
+        time_major=time_major,
     )
     chosen = _dispatch.choose(
         impl,
@@ -237,6 +245,8 @@ def apply_layer(
     if include_initial and return_sequences:
         front = _merge(params.merge, initial_outputs)
         inputs = jnp.concatenate([front[:, None], inputs], axis=1)
+    if time_major and return_sequences:
+        inputs = jnp.swapaxes(inputs, 0, 1)
     return inputs, final_state
 
 

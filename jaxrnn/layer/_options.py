@@ -39,29 +39,65 @@ class Options(NamedTuple):
     step: Any
 
 
+def _batch_first(fn: str, arg: str, value: Any, batch_time: tuple[int, int]) -> Any:
+    """A time-major mask or reset [T, B], checked and turned to [B, T]."""
+    if value is None:
+        return None
+    value = _checks.bool_mask(fn, value, arg)
+    batch_size, seq_len = batch_time
+    _checks.shape(
+        fn,
+        arg,
+        value,
+        (seq_len, batch_size),
+        "[T, B]",
+        "With time_major=True, masks are time-major like xs.",
+    )
+    return value.T
+
+
 def resolve(fn: str, params: Any, xs: Any, **kw: Any) -> Options:
     """Check every argument of apply_layer and resolve its defaults."""
     spec = structure(fn, params)
+    time_major = _checks.flag(fn, "time_major", kw["time_major"])
+    layout = "[T, B, D]" if time_major else "[B, T, D]"
     xs = _checks.float_array(
         fn,
         "xs",
         xs,
         ndim=3,
-        hint="It takes a batch-first [B, T, D]; add a batch axis with xs[None] "
-        "for one sequence.",
+        hint="It takes a time-major [T, B, D] (time_major=True)."
+        if time_major
+        else "It takes a batch-first [B, T, D]; add a batch axis with xs[None] "
+        "for one sequence, or pass time_major=True for [T, B, D].",
     )
-    batch_size, seq_len, input_size = xs.shape
-    if input_size != params.input_size:
+    if xs.shape[-1] != params.input_size:
         _checks.fail(
             fn,
             "xs",
-            f"must be [B, T, D] with D = {params.input_size} (the layer's input_size)",
+            f"must be {layout} with D = {params.input_size} (the layer's input_size)",
             f"shape {tuple(xs.shape)}",
         )
     _checks.same_dtype(fn, "xs", xs, params.dtype, "params")
+    masks = {"mask": kw["mask"], "reset": kw["reset"]}
+    if time_major:
+        xs = jnp.swapaxes(xs, 0, 1)
+        masks = {
+            arg: _batch_first(fn, arg, value, xs.shape[:2])
+            for arg, value in masks.items()
+        }
+        hint = "With time_major=True, lengths is still [B]."
+    else:
+        hint = (
+            "apply_layer reads xs batch-first, [B, T, D]; for time-major "
+            "[T, B, D] data pass time_major=True."
+        )
+    batch_size, seq_len = xs.shape[:2]
     batch = (batch_size,)
-    mask = _unroll.resolve_mask(fn, seq_len, kw["mask"], kw["lengths"], batch=batch)
-    reset = _unroll.resolve_reset(fn, seq_len, kw["reset"], batch=batch)
+    mask = _unroll.resolve_mask(
+        fn, seq_len, masks["mask"], kw["lengths"], batch=batch, hint=hint
+    )
+    reset = _unroll.resolve_reset(fn, seq_len, masks["reset"], batch=batch, hint=hint)
     # Padding never reaches a cell, on any path: NaN there gives zero gradients.
     xs = _unroll.zero_masked(xs, mask)
     checkpoint = _unroll.resolve_checkpoint(fn, kw["checkpoint"], seq_len)

@@ -88,8 +88,9 @@ def sample_text(
 ) -> str:
     """Continue `prompt` by `length` characters drawn one at a time.
 
-    The prompt is read in one pass; then each drawn character is fed back
-    with the carried state. Temperature 0 takes the most likely character.
+    The prompt is read in one pass (one `stream_layer` chunk); then each
+    drawn character is fed back as one step with the carried state.
+    Temperature 0 takes the most likely character.
 
     Raises:
         ValueError: a task that is not a character model, an empty prompt,
@@ -112,16 +113,17 @@ def sample_text(
 
     @jax.jit
     def run(model, ids, key):
-        hs, state = jaxrnn.apply_layer(model.layer, one_hot(ids), impl="scan")
+        state = jaxrnn.init_state(model.layer, 1)
+        hs, state = jaxrnn.stream_layer(model.layer, state, one_hot(ids), impl="scan")
         logits = jaxrnn.readout(model.head, hs[:, -1])
 
         def body(carry, key):
             state, logits = carry
             token = _text.sample_logits(key, logits, temperature)
-            hs, state = jaxrnn.apply_layer(
-                model.layer, one_hot(token[:, None]), initial_state=state, impl="scan"
-            )
-            return (state, jaxrnn.readout(model.head, hs[:, -1])), token[0]
+            h, state = jaxrnn.stream_layer(
+                model.layer, state, one_hot(token), impl="scan"
+            )  # one step: [1, V] in, [1, H] out
+            return (state, jaxrnn.readout(model.head, h)), token[0]
 
         _, tokens = jax.lax.scan(body, (state, logits), jax.random.split(key, length))
         return tokens
