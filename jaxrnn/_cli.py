@@ -9,9 +9,11 @@ losses with status 3; a traceback is a bug.
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
 import json
 import math
+import os
 import platform
 import sys
 import time
@@ -34,13 +36,19 @@ class Progress:
         self.label, self.enabled = label, enabled
         self.tty = sys.stderr.isatty()
         self.start = time.perf_counter()
+        self.first: int | None = None
         self.last_decile = -1
 
     def __call__(self, done: int, total: int, metrics: dict) -> None:
+        """`fit` calls this once with the step it starts from (above 0 for a
+        resumed run), then after each chunk: the rate counts only the steps
+        done since that first call, over the time since it."""
+        if self.first is None:
+            self.first, self.start = done, time.perf_counter()
         if not self.enabled:
             return
         elapsed = time.perf_counter() - self.start
-        rate = done / elapsed if elapsed > 0 else 0.0
+        rate = (done - self.first) / elapsed if elapsed > 0 else 0.0
         eta = (total - done) / rate if rate > 0 else float("nan")
         filled = int(24 * done / total)
         bar = "#" * filled + "-" * (24 - filled)
@@ -235,10 +243,32 @@ def _number(kind, minimum=None, *, positive=False, allow_none=False):
     return parse
 
 
+def defaults(name: str) -> str:
+    """A RunConfig field's default as `--help` shows it: the value most tasks
+    resolve it to, then each task that differs ("200; chars 250"). It is read
+    from RunConfig and the task table, so the help cannot drift from them."""
+    values = {
+        task: getattr(runs.RunConfig(task=task).resolved(), name)
+        for task in _config.TASKS
+    }
+    common = collections.Counter(values.values()).most_common(1)[0][0]
+    text = "none" if common is None else str(common)
+    others = [f"{task} {value}" for task, value in values.items() if value != common]
+    return text + ("; " + ", ".join(others) if others else "")
+
+
+_TASK = runs.RunConfig().task
+# None in RunConfig means the cell's own default, which init_layer sets.
+_CELL_DEFAULTS = {"forget_bias": "the cell's, 1.0", "update_bias": "the cell's, 0"}
+
+
 def _run_flags(p: argparse.ArgumentParser, cells_nargs: str | None) -> None:
-    """The RunConfig flags; a flag left out keeps the task's default."""
+    """The RunConfig flags; a flag left out keeps the task's default, which
+    its help shows (from `defaults`)."""
     S = argparse.SUPPRESS
-    p.add_argument("--task", choices=_config.TASKS, default=S, help="the task (adding)")
+    p.add_argument(
+        "--task", choices=_config.TASKS, default=S, help=f"the task ({_TASK})"
+    )
     if cells_nargs:
         p.add_argument(
             "--cell",
@@ -249,49 +279,46 @@ def _run_flags(p: argparse.ArgumentParser, cells_nargs: str | None) -> None:
         )
     else:
         p.add_argument(
-            "--cell", choices=_config.CELLS, default=S, help="the cell (lstm)"
+            "--cell",
+            choices=_config.CELLS,
+            default=S,
+            help=f"the cell ({defaults('cell')})",
         )
     pos_int, pos_float = _number(int, positive=True), _number(float, positive=True)
     clip = _number(float, positive=True, allow_none=True)
     flags = [
-        ("--hidden-size", pos_int, "H (64; sunspots 32, nile 16, chars 256)"),
-        ("--num-layers", pos_int, "stacked layers (1)"),
-        ("--forget-bias", _number(float), "LSTM forget-gate bias (1.0)"),
-        ("--update-bias", _number(float), "GRU update-gate bias (0)"),
-        ("--dropout", _number(float, 0.0), "dropout between layers (0)"),
-        (
-            "--seq-len",
-            pos_int,
-            "T (adding 100, copy 20 = delay, sine 60, "
-            "sunspots 22, nile 10, co2 104, chars 64)",
-        ),
-        ("--horizon", pos_int, "steps forecast at once (1)"),
-        ("--blanks", _number(int, 0), "blank steps after each digit (0)"),
-        ("--batch-size", pos_int, "B (32)"),
-        ("--steps", pos_int, "optimizer steps (task default), a multiple of --chunk"),
-        ("--learning-rate", pos_float, "Adam's learning rate (task default)"),
-        ("--clip-norm", clip, "clip_by_global_norm threshold, or 'none' (1.0)"),
+        ("--hidden-size", pos_int, "H"),
+        ("--num-layers", pos_int, "stacked layers"),
+        ("--forget-bias", _number(float), "LSTM forget-gate bias"),
+        ("--update-bias", _number(float), "GRU update-gate bias"),
+        ("--dropout", _number(float, 0.0), "dropout between layers"),
+        ("--seq-len", pos_int, "T (the copy task's delay; digits: 8 + --blanks)"),
+        ("--horizon", pos_int, "steps forecast at once"),
+        ("--blanks", _number(int, 0), "blank steps after each digit"),
+        ("--batch-size", pos_int, "B"),
+        ("--steps", pos_int, "optimizer steps, exactly"),
+        ("--learning-rate", pos_float, "the optimizer's learning rate"),
+        ("--clip-norm", clip, "clip_by_global_norm threshold, or 'none'"),
         ("--clip-value", clip, "per-entry clip, or 'none'"),
-        ("--seed", _number(int), "PRNG seed (0)"),
-        ("--eval-every", pos_int, "steps between validations and checkpoints (200)"),
-        ("--eval-size", pos_int, "validation/test sequences of generated tasks (1000)"),
-        ("--chunk", pos_int, "steps per compiled call (50)"),
-        (
-            "--max-bad-steps",
-            pos_int,
-            "consecutive non-finite steps that stop a run (20)",
-        ),
+        ("--seed", _number(int), "PRNG seed"),
+        ("--eval-every", pos_int, "steps between validations and checkpoints"),
+        ("--eval-size", pos_int, "validation/test sequences of generated tasks"),
+        ("--chunk", pos_int, "the most steps per compiled call"),
+        ("--max-bad-steps", pos_int, "consecutive non-finite steps that stop a run"),
     ]
     for flag, kind, text in flags:
-        p.add_argument(flag, type=kind, default=S, help=text)
-    p.add_argument(
-        "--activation",
-        choices=_config.ACTIVATIONS,
-        default=S,
-        help="g1 of the Elman RNN (tanh)",
-    )
-    p.add_argument("--impl", choices=_config.IMPLS, default=S, help="apply_layer impl")
-    p.add_argument("--optimizer", choices=_config.OPTIMIZERS, default=S, help="(adam)")
+        name = flag[2:].replace("-", "_")
+        shown = _CELL_DEFAULTS.get(name) or defaults(name)
+        p.add_argument(flag, type=kind, default=S, help=f"{text} ({shown})")
+    for flag, choices, text in (
+        ("--activation", _config.ACTIVATIONS, "g1 of the Elman RNN"),
+        ("--impl", _config.IMPLS, "apply_layer's impl"),
+        ("--optimizer", _config.OPTIMIZERS, "the optax optimizer"),
+    ):
+        name = flag[2:]
+        p.add_argument(
+            flag, choices=choices, default=S, help=f"{text} ({defaults(name)})"
+        )
     p.add_argument("--json", action="store_true", help="print JSON results")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -350,9 +377,17 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="print JSON")
     e.set_defaults(func=cmd_eval)
 
-    g = sub.add_parser("generate", help="sample text from a chars run")
-    g.add_argument("run_dir")
-    g.add_argument("--prompt", default="Rosalind:\n", help="the text to continue")
+    g = sub.add_parser(
+        "generate",
+        help="sample text from a chars run",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    g.add_argument("run_dir", help="the directory of a run of the chars task")
+    g.add_argument(
+        "--prompt",
+        default="Rosalind:\n",
+        help="the text to continue (default: %(default)r)",
+    )
     g.add_argument(
         "--length", type=_number(int, positive=True), default=300, help="characters"
     )
@@ -378,9 +413,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
     try:
-        return args.func(args)
+        args = parser.parse_args(argv)  # --help prints here
+        status = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the try
+        return status
+    except BrokenPipeError:
+        # The reader went away (`jaxrnn eval RUN | head -1`): stop quietly.
+        # Python would flush stdout again at exit and complain, so point it
+        # at /dev/null first.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a killed process would report
     except runs.Diverged as error:
         print(f"jaxrnn {args.command}: {error}", file=sys.stderr)
         return 3

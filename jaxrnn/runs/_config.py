@@ -42,8 +42,7 @@ class RunConfig:
         blanks: blank steps after each digit (digits).
         batch_size: B.
         steps: optimizer steps (adding 2000, copy 3000, digits 800, sine
-            1000, sunspots 600, nile 300, co2 1000, chars 2000), rounded up
-            to a multiple of `chunk`.
+            1000, sunspots 600, nile 300, co2 1000, chars 2000), exactly.
         optimizer: "adam", "sgd" or "rmsprop" (optax's, with their defaults).
         learning_rate: the optimizer's (1e-2 adding, 2e-3 chars, else 3e-3).
         clip_norm: the `optax.clip_by_global_norm` threshold, or None for no
@@ -51,9 +50,11 @@ class RunConfig:
         clip_value: per-entry clipping, or None.
         seed: the seed of the initialisation, the batches and dropout.
         eval_every: steps between validations and checkpoints (200; 250 for
-            chars), rounded up to a multiple of `chunk`.
+            chars), exactly; the last step is validated too.
         eval_size: validation and test sequences of the generated tasks.
-        chunk: steps per compiled call.
+        chunk: the most steps per compiled call (a call ends early at a
+            validation or at the last step); one program serves every
+            length.
         max_bad_steps: consecutive non-finite steps (each skipped) that stop
             the run.
         impl: `apply_layer`'s implementation.
@@ -142,9 +143,9 @@ class RunConfig:
         if self.task == "digits":  # 8 rows, then the blank steps
             changes["seq_len"] = 8 + self.blanks
         config = dataclasses.replace(self, **changes)
-        steps = -(-config.steps // config.chunk) * config.chunk
-        every = -(-config.eval_every // config.chunk) * config.chunk
-        return dataclasses.replace(config, steps=steps, eval_every=min(every, steps))
+        return dataclasses.replace(
+            config, eval_every=min(config.eval_every, config.steps)
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

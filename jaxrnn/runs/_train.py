@@ -77,6 +77,25 @@ def _resume_config(run_dir: str, steps: int | None) -> RunConfig:
     return dataclasses.replace(saved, steps=steps).resolved()
 
 
+def _check_resume(
+    run_dir: str, step: int, steps: int | None, config: RunConfig
+) -> None:
+    """Refuse, before any file changes, a resume that would train nothing."""
+    if steps is not None and steps <= step:
+        raise _files.RunError(
+            f"the run in {run_dir!r} is already at step {step}; steps={steps} would "
+            f"not train it further. Give more than {step} steps to train it longer "
+            f"(`jaxrnn eval {run_dir}` reports its metrics). No file was changed."
+        )
+    done = os.path.exists(os.path.join(run_dir, _files.RESULT))
+    if steps is None and step >= config.steps and done:
+        raise _files.RunError(
+            f"the run in {run_dir!r} is complete at step {step}. Give more steps "
+            "to train it longer (`jaxrnn train --resume DIR --steps N`). No file "
+            "was changed."
+        )
+
+
 def fit(
     config: RunConfig | None = None,
     run_dir: str | os.PathLike | None = None,
@@ -97,14 +116,18 @@ def fit(
             a function of the seed and the step, so a resumed run follows
             exactly the steps that an uninterrupted one would.
         steps: with resume, a new total number of steps (to train longer).
-        progress: called as `progress(step, steps, metrics)` after each chunk.
+        progress: called as `progress(step, steps, metrics)` once before the
+            first chunk (with the step it starts from and no metrics: a
+            resumed run starts above 0) and after each chunk.
 
     Returns:
         The result: the config, the metrics on every split, the baselines,
         the verdict, times and parameter count (also written to result.json).
 
     Raises:
-        RunError: an unusable run directory or checkpoint, or a bad resume.
+        RunError: an unusable run directory or checkpoint, or a bad resume
+            (steps at or below the checkpoint's step, or a complete run
+            resumed without more steps); no file is changed then.
         Diverged: `max_bad_steps` consecutive non-finite losses or gradients
             (those updates were skipped); the last checkpoint is kept.
         MissingExtraError: the task's data package is not installed.
@@ -122,15 +145,19 @@ def fit(
     task, model, optimizer, opt_state = build(config)
     step, rows = 0, []
     checkpoint = None if run_dir is None else os.path.join(run_dir, _files.CHECKPOINT)
+    clock = {"time_s": 0.0, "train_s": 0.0, "compile_s": 0.0}  # totals so far
     if resume:
         try:
             saved = io.load(checkpoint, {"model": model, "opt_state": opt_state})
-            step = int(io.load_metadata(checkpoint)["step"])
+            metadata = io.load_metadata(checkpoint)
+            step = int(metadata["step"])
         except (ValueError, KeyError, TypeError) as error:
             raise _files.RunError(
                 f"cannot resume from {checkpoint!r}: {error}. The run directory was "
                 "left as it is."
             ) from None
+        _check_resume(run_dir, step, steps, config)
+        clock |= {k: float(v) for k, v in metadata.get("clock", {}).items()}
         model, opt_state = saved["model"], saved["opt_state"]
         rows = _files.rewind_metrics(run_dir, step)
         record = _files.read_json(run_dir, _files.CONFIG)
@@ -151,38 +178,66 @@ def fit(
 
     step_fn = _train.make_train_step(optimizer, loss_fn)
 
-    @jax.jit
-    def run_chunk(model, opt_state, first):
-        def body(state, i):
-            batch = task.train_batch(jax.random.fold_in(key_data, i), config.batch_size)
-            model, opt_state, metrics = step_fn(
-                *state, batch, jax.random.fold_in(key_dropout, i)
-            )
-            return (model, opt_state), metrics
+    def one_step(model, opt_state, i):
+        batch = task.train_batch(jax.random.fold_in(key_data, i), config.batch_size)
+        return step_fn(model, opt_state, batch, jax.random.fold_in(key_dropout, i))
 
-        steps = first + jnp.arange(config.chunk)
-        return jax.lax.scan(body, (model, opt_state), steps)
+    @jax.jit
+    def run_chunk(model, opt_state, first, count):
+        """Steps first .. first + count - 1 (count <= chunk): one compiled
+        program for every count, so that a run stops exactly at `steps` and
+        validates exactly every `eval_every` steps."""
+        shapes = jax.eval_shape(one_step, model, opt_state, first)[2]
+        logs = jax.tree.map(
+            lambda s: jnp.zeros((config.chunk, *s.shape), s.dtype), shapes
+        )
+
+        def body(i, state):
+            model, opt_state, logs = state
+            model, opt_state, metrics = one_step(model, opt_state, i)
+            logs = jax.tree.map(lambda a, m: a.at[i - first].set(m), logs, metrics)
+            return model, opt_state, logs
+
+        model, opt_state, logs = jax.lax.fori_loop(
+            first, first + count, body, (model, opt_state, logs)
+        )
+        return (model, opt_state), logs
 
     evaluate = make_evaluate(config, task)
     start = time.perf_counter()
-    run_chunk = run_chunk.lower(model, opt_state, step).compile()
+    run_chunk = run_chunk.lower(model, opt_state, step, config.chunk).compile()
     compile_s = time.perf_counter() - start
+
+    def elapsed(kind: str) -> float:
+        """The run's total seconds so far, over every session of it."""
+        now = time.perf_counter() - start
+        if kind == "train_s":
+            now -= compile_s
+        elif kind == "compile_s":
+            now = compile_s
+        return clock[kind] + now
+
     last_good, bad_run, latest = (step if resume else None), 0, {}
+    if progress is not None:
+        progress(step, config.steps, {})
     while step < config.steps:
-        (new_model, new_opt_state), metrics = run_chunk(model, opt_state, step)
-        losses = metrics["loss"].tolist()
+        next_eval = (step // config.eval_every + 1) * config.eval_every
+        count = min(config.chunk, config.steps - step, next_eval - step)
+        (new_model, new_opt_state), metrics = run_chunk(model, opt_state, step, count)
+        losses = metrics["loss"][:count].tolist()
+        oks = metrics["finite"][:count].tolist()
         finite = [x for x in losses if math.isfinite(x)]
-        for ok in metrics["finite"].tolist():
+        for ok in oks:
             bad_run = 0 if ok else bad_run + 1
             if bad_run >= config.max_bad_steps:
                 break
         row = {
-            "step": step + config.chunk,
+            "step": step + count,
             "split": "train",
             "loss": sum(finite) / len(finite) if finite else math.nan,
-            "grad_norm": float(metrics["grad_norm"][-1]),
-            "skipped": config.chunk - int(sum(metrics["finite"].tolist())),
-            "time_s": round(time.perf_counter() - start, 3),
+            "grad_norm": float(metrics["grad_norm"][count - 1]),
+            "skipped": count - int(sum(oks)),
+            "time_s": round(elapsed("time_s"), 3),
         }
         if bad_run >= config.max_bad_steps:
             _files.append_metrics(run_dir, [row])
@@ -198,7 +253,7 @@ def fit(
                 f"{kept}. Lower --learning-rate, set --clip-norm, or raise "
                 "--max-bad-steps."
             )
-        model, opt_state, step = new_model, new_opt_state, step + config.chunk
+        model, opt_state, step = new_model, new_opt_state, step + count
         rows.append(row)
         _files.append_metrics(run_dir, [row])
         if step % config.eval_every == 0 or step == config.steps:
@@ -215,6 +270,7 @@ def fit(
                         "step": step,
                         "valid": latest,
                         "config": config.to_dict(),
+                        "clock": {k: elapsed(k) for k in clock},
                     },
                 )
                 last_good = step
@@ -224,9 +280,9 @@ def fit(
             if task.metric in latest:
                 shown[f"valid_{task.metric}"] = latest[task.metric]
             progress(step, config.steps, shown)
-    train_s = time.perf_counter() - start - compile_s
+    times = {"compile_s": elapsed("compile_s"), "train_s": elapsed("train_s")}
     result = summarize(config, task, model, evaluate)
-    result |= {"compile_s": compile_s, "train_s": train_s, "run_dir": run_dir}
+    result |= times | {"run_dir": run_dir}
     result["skipped_steps"] = int(_train.skipped_steps(opt_state))
     if run_dir is not None:
         _files.write_json(run_dir, _files.RESULT, result)

@@ -135,3 +135,67 @@ def test_info_says_whether_the_cpu_kernels_run(capsys, monkeypatch):
         "kernels: not available (no C++ compiler found (set CXX)); impl='auto'"
         in stdout
     )
+
+
+def test_resume_at_or_below_the_checkpoint_is_refused(capsys, tmp_path):
+    out = tmp_path / "run"
+    assert run(capsys, f"train --steps 10 {SMALL} --out {out} --quiet")[0] == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    status, _, stderr = run(capsys, f"train --resume {out} --steps 5 --quiet")
+    assert status == 2 and "already at step 10" in stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_progress_after_a_resume_counts_only_the_new_steps(monkeypatch, capsys):
+    from jaxrnn import _cli
+
+    clock = iter([0.0, 100.0, 100.0, 110.0])  # init, first call (twice), second
+    monkeypatch.setattr(_cli.time, "perf_counter", lambda: next(clock))
+    bar = _cli.Progress("resume")
+    bar(300, 500, {})  # fit's first call: where the resumed run starts
+    bar(400, 500, {"loss": 0.5})  # then 100 steps in 10 s
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert "400/500" in last and " 10 it/s " in last and "eta 10s" in last
+
+
+def test_help_shows_every_task_default(capsys):
+    from jaxrnn import runs
+    from jaxrnn._cli import build_parser
+    from jaxrnn.runs import _config
+
+    parser = build_parser()
+    train = parser._subparsers._group_actions[0].choices["train"]
+    checked = 0
+    for action in train._actions:
+        name = action.dest
+        if name in ("task", "cell", "forget_bias", "update_bias") or not hasattr(
+            runs.RunConfig, name
+        ):
+            continue
+        help_text = " ".join(action.help.split())
+        shown = help_text[help_text.rindex("(") + 1 : -1]
+        common = shown.split(";")[0]
+        for task in _config.TASKS:
+            value = getattr(runs.RunConfig(task=task).resolved(), name)
+            value = "none" if value is None else str(value)
+            assert value == common or f"{task} {value}" in shown, (name, task)
+        checked += 1
+    assert checked >= 19
+    generate = parser._subparsers._group_actions[0].choices["generate"]
+    text = generate.format_help()
+    assert "default: 300" in text and "default: 0.8" in text
+
+
+def test_a_closed_pipe_ends_quietly():
+    import subprocess
+    import sys
+
+    child = subprocess.Popen(
+        [sys.executable, "-m", "jaxrnn", "info"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    child.stdout.close()  # the reader is gone before the first write
+    _, stderr = child.communicate(timeout=120)
+    assert b"Traceback" not in stderr and b"BrokenPipe" not in stderr
+    assert child.returncode == 141

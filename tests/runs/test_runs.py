@@ -207,7 +207,7 @@ def test_bad_configs_are_refused(change, message):
 def test_task_defaults_fill_only_what_was_not_given():
     config = runs.RunConfig(task="chars", steps=120, chunk=50).resolved()
     assert config.hidden_size == 256 and config.seq_len == 64
-    assert config.learning_rate == 2e-3 and config.steps == 150
+    assert config.learning_rate == 2e-3 and config.steps == 120  # exactly
     assert runs.RunConfig(task="chars", hidden_size=8).resolved().hidden_size == 8
 
 
@@ -264,3 +264,48 @@ def test_plots_leave_the_matplotlib_backend_alone(tmp_path):
         assert plt.get_fignums() == open_figures
     finally:
         matplotlib.use(previous)
+
+
+def test_steps_and_validations_are_exact_whatever_the_chunk(trained, tmp_path):
+    """Chunks end at every validation and at the last step, and the batches
+    are a function of the step alone, so a chunk of 7 trains the same run."""
+    config = dataclasses.replace(SMALL, steps=25, eval_every=15, chunk=10)
+    result = runs.fit(config, tmp_path / "a")
+    rows = result["history"]
+    assert [r["step"] for r in rows if r["split"] == "train"] == [10, 15, 25]
+    assert [r["step"] for r in rows if r["split"] == "valid"] == [15, 25]
+    assert result["steps"] == 25
+    assert io.load_metadata(tmp_path / "a" / "checkpoint.npz")["step"] == 25
+    other = runs.fit(dataclasses.replace(config, chunk=7), tmp_path / "b")
+    assert other["metrics"] == result["metrics"]
+    # And the module's 40-step run, in chunks of 7 with no flag rounded.
+    whole = runs.fit(dataclasses.replace(SMALL, chunk=7))
+    assert whole["metrics"] == trained[1]["metrics"]
+
+
+@pytest.mark.parametrize("steps", [40, 20])
+def test_resume_that_would_train_nothing_changes_no_file(run_copy, steps):
+    before = _files_of(run_copy)
+    with pytest.raises(runs.RunError, match="already at step 40.*No file was changed"):
+        runs.fit(run_dir=run_copy, resume=True, steps=steps)
+    with pytest.raises(runs.RunError, match="complete at step 40.*No file was changed"):
+        runs.fit(run_dir=run_copy, resume=True)
+    assert _files_of(run_copy) == before
+
+
+def test_resume_continues_the_clock_and_the_progress(run_copy):
+    calls = []
+    saved = io.load_metadata(run_copy / "checkpoint.npz")["clock"]
+    resumed = runs.fit(
+        run_dir=run_copy,
+        resume=True,
+        steps=60,
+        progress=lambda *a: calls.append(a),
+    )
+    assert calls[0] == (40, 60, {}) and calls[-1][0] == 60
+    rows = [r for r in resumed["history"] if r["split"] == "train"]
+    at_40 = [r["time_s"] for r in rows if r["step"] <= 40]
+    after = [r["time_s"] for r in rows if r["step"] > 40]
+    assert min(after) > saved["time_s"] >= max(at_40)
+    assert resumed["train_s"] > saved["train_s"] > 0
+    assert resumed["compile_s"] > saved["compile_s"] > 0
