@@ -11,8 +11,10 @@ implementation that `jaxrnn.fast` picks; `init_state` / `stream_layer` carry
 its state across chunks for streaming. Training lives in `jaxrnn.train`,
 tasks in `jaxrnn.tasks`, gradient, gate and Lyapunov diagnostics in
 `jaxrnn.diagnostics`, `parallel_unroll` (every step solved at once by
-Newton's method) in `jaxrnn.parallel`, and exact converters to and from
-PyTorch, Flax, Keras and Equinox in `jaxrnn.interop`.
+Newton's method) in `jaxrnn.parallel`, exact converters to and from
+PyTorch, Flax, Keras and Equinox in `jaxrnn.interop`, training runs with
+checkpoints in `jaxrnn.runs` and the benchmark harness in `jaxrnn.bench`
+(these two are imported on first use).
 """
 
 from jaxrnn import diagnostics as diagnostics
@@ -69,6 +71,24 @@ from jaxrnn.parallel import parallel_unroll as parallel_unroll
 
 __version__ = "0.1.0"
 
+# Imported on first use (`jaxrnn.runs.fit`, `jaxrnn.bench`): the training runs
+# and the benchmark harness are for the command line and scripts, and most
+# programs that use the layer need neither.
+_LAZY = ("bench", "runs")
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return importlib.import_module(f"jaxrnn.{name}")
+    raise AttributeError(f"module 'jaxrnn' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
 __all__ = [
     "CIFGLSTMParams",
     "GRUParams",
@@ -83,6 +103,7 @@ __all__ = [
     "RNNParams",
     "ReadoutParams",
     "apply_layer",
+    "bench",
     "cifg_lstm_step",
     "diagnostics",
     "fast",
@@ -116,6 +137,7 @@ __all__ = [
     "proj_lstm_step",
     "readout",
     "rnn_step",
+    "runs",
     "stream_layer",
     "tasks",
     "train",

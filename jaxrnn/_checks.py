@@ -136,6 +136,16 @@ def float_dtype(fn: str, dtype: Any) -> jnp.dtype:
         fail(fn, "dtype", "must be a floating dtype", repr(dtype), kind=TypeError)
     if not jnp.issubdtype(resolved, jnp.floating):
         fail(fn, "dtype", "must be a floating dtype", resolved.name, kind=TypeError)
+    if jax.dtypes.canonicalize_dtype(resolved) != resolved:
+        fail(
+            fn,
+            "dtype",
+            f"must be one that JAX can make: {resolved.name} needs JAX's 64-bit "
+            "mode, which is off (JAX would silently make float32)",
+            resolved.name,
+            "Enable it at startup with jax.config.update('jax_enable_x64', True) "
+            "or JAX_ENABLE_X64=1, or use dtype=jnp.float32.",
+        )
     return resolved
 
 

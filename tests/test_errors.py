@@ -320,3 +320,34 @@ def test_optimizer_errors():
         train.make_train_step(lambda p: p, lambda p: 0.0)
     with raises(ValueError, r"make_tbptt_step: window must be a positive int", "0"):
         train.make_tbptt_step(train.make_optimizer(), lambda p, c, b: (0.0, c), 0)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda dt: jaxrnn.init_layer(jax.random.key(0), "lstm", 3, 4, dtype=dt),
+        lambda dt: jaxrnn.init_gru(jax.random.key(0), 3, 4, dtype=dt),
+        lambda dt: jaxrnn.init_lstm_carry(4, dtype=dt),
+    ],
+)
+def test_float64_without_x64_is_one_clear_error(make):
+    """Not six JAX warnings and float32 arrays: one message that says how."""
+    import warnings
+
+    assert not jax.config.read("jax_enable_x64")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=r"64-bit mode.*jax_enable_x64"):
+            make(jnp.float64)
+
+
+def test_float64_and_float32_mixed_are_named_with_x64_on():
+    from helpers import x64
+
+    with x64():
+        p64 = jaxrnn.init_layer(jax.random.key(0), "gru", 3, 4, dtype=jnp.float64)
+        p32 = jaxrnn.init_layer(jax.random.key(0), "gru", 3, 4)
+        with pytest.raises(TypeError, match=r"params \(float32\), got dtype float64"):
+            jaxrnn.apply_layer(p32, jnp.ones((1, 2, 3), jnp.float64))
+        with pytest.raises(TypeError, match=r"params \(float64\), got dtype float32"):
+            jaxrnn.apply_layer(p64, jnp.ones((1, 2, 3), jnp.float32))

@@ -87,3 +87,30 @@ def test_interop_imports_no_framework():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_every_subpackage_is_an_attribute_after_import_jaxrnn():
+    """`import jaxrnn; jaxrnn.runs.fit` works for every public subpackage (the
+    docs name them so), in a fresh interpreter that imported nothing else;
+    runs and bench load on first use."""
+    import pathlib
+    import subprocess
+    import sys
+
+    root = pathlib.Path(jaxrnn.__file__).parent
+    packages = sorted(
+        p.parent.name
+        for p in root.glob("*/__init__.py")
+        if not p.parent.name.startswith("_")
+    )
+    assert {"runs", "bench", "train", "interop"} <= set(packages)
+    code = (
+        "import sys, jaxrnn\n"
+        "lazy = [n for n in jaxrnn._LAZY if f'jaxrnn.{n}' in sys.modules]\n"
+        f"missing = [n for n in {packages!r} if not hasattr(jaxrnn, n)]\n"
+        "print(lazy, missing, 'runs' in dir(jaxrnn), callable(jaxrnn.runs.fit))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == ["[]", "[]", "True", "True"]

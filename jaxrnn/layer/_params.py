@@ -209,6 +209,7 @@ def init_layer(
         )
     activation = "tanh" if activation is None else activation
     _activations.resolve(fn, "activation", activation)
+    dtype = _checks.float_dtype(fn, dtype)
     kwargs = dict(init=init, bias=bias, dtype=dtype)
     if spec.forget_bias:
         kwargs["forget_bias"] = forget_bias

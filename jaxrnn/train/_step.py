@@ -23,16 +23,17 @@ def make_optimizer(
     max_norm: float | None = 1.0,
     clip_value: float | None = None,
     optimizer: Callable[[float], optax.GradientTransformation] = optax.adam,
-    skip_nonfinite: bool = False,
+    skip_nonfinite: bool = True,
 ) -> optax.GradientTransformation:
     """An optax chain that clips the gradient, then applies an optimizer.
 
         chain(clip_by_global_norm(max_norm), clip(clip_value), optimizer(lr))
 
-    With skip_nonfinite=True the chain is wrapped in `optax.apply_if_finite`:
-    a step whose gradient holds a NaN or an infinity changes neither the
-    params nor the optimizer's state, and `skipped_steps(opt_state)` counts
-    such steps.
+    By default (skip_nonfinite=True) the chain is wrapped in
+    `optax.apply_if_finite`: a step whose gradient holds a NaN or an infinity
+    changes neither the params nor the optimizer's state, the train step's
+    `metrics["finite"]` is False for it, and `skipped_steps(opt_state)`
+    counts such steps. One bad batch then costs one step, not the model.
 
     Clipping by global norm (Pascanu, Mikolov & Bengio 2013) rescales the
     whole gradient g to g * max_norm / ||g|| when ||g|| > max_norm, keeping its
@@ -47,7 +48,8 @@ def make_optimizer(
         optimizer: an optax optimizer factory taking the learning rate, such
             as optax.adam (the default) or optax.sgd.
         skip_nonfinite: skip updates whose gradient is not finite (the
-            default False applies every update, NaNs included).
+            default). False applies every update, so one NaN in a valid step
+            writes NaN into every parameter it reaches, for good.
 
     Returns:
         An optax.GradientTransformation.
@@ -86,13 +88,13 @@ def make_optimizer(
 
 
 def skipped_steps(opt_state: Any) -> jax.Array:
-    """How many updates an optimizer from make_optimizer(skip_nonfinite=True)
-    has skipped because their gradient was not finite."""
+    """How many updates an optimizer from make_optimizer (which skips them by
+    default) has skipped because their gradient was not finite."""
     if not hasattr(opt_state, "total_notfinite"):
         _checks.fail(
             "skipped_steps",
             "opt_state",
-            "must come from make_optimizer(..., skip_nonfinite=True)",
+            "must come from make_optimizer with skip_nonfinite=True (the default)",
             f"a {type(opt_state).__name__}",
             kind=TypeError,
         )

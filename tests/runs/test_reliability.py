@@ -40,7 +40,7 @@ def test_non_finite_gradients_are_skipped_and_counted(standard_promotion):
     loss = lambda p, x: jnp.sum(p * x)
     params = jnp.ones(3)
     good, bad = jnp.ones(3), jnp.array([1.0, jnp.nan, 1.0])
-    skipping = train.make_optimizer(0.1, optimizer=optax.sgd, skip_nonfinite=True)
+    skipping = train.make_optimizer(0.1, optimizer=optax.sgd)  # skips by default
     step = jax.jit(train.make_train_step(skipping, loss))
     state = skipping.init(params)
     p, state, m = step(params, state, good)
@@ -53,8 +53,8 @@ def test_non_finite_gradients_are_skipped_and_counted(standard_promotion):
     assert int(train.skipped_steps(state)) == 3
     p, state, m = step(p, state, good)
     assert bool(m["finite"]) and not np.array_equal(p, before)
-    # Without the option, the NaN reaches the params.
-    plain = train.make_optimizer(0.1, optimizer=optax.sgd)
+    # With skipping turned off, the NaN reaches the params.
+    plain = train.make_optimizer(0.1, optimizer=optax.sgd, skip_nonfinite=False)
     step = jax.jit(train.make_train_step(plain, loss))
     p, _, _ = step(params, plain.init(params), bad)
     assert not bool(jnp.all(jnp.isfinite(p)))
