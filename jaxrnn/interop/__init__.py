@@ -1,4 +1,6 @@
-"""Exact converters between jaxrnn and PyTorch, Flax (linen, nnx), Keras 3 and Equinox.
+"""Exact converters between jaxrnn and PyTorch, Flax (linen, nnx), Keras 3 and
+Equinox, and `to_nnx_module`, which makes a jaxrnn layer a trainable Flax NNX
+module.
 
 Each framework is imported only when its converter is called; a missing one
 raises ImportError naming the extra to install (`pip install 'jaxrnn[torch]'`,
@@ -14,6 +16,7 @@ from jaxrnn.interop._flax import to_flax_linen as to_flax_linen
 from jaxrnn.interop._flax import to_flax_nnx as to_flax_nnx
 from jaxrnn.interop._keras import from_keras as from_keras
 from jaxrnn.interop._keras import to_keras as to_keras
+from jaxrnn.interop._nnx import to_nnx_module as to_nnx_module
 from jaxrnn.interop._torch import from_torch as from_torch
 from jaxrnn.interop._torch import to_torch as to_torch
 from jaxrnn.interop._torch_params import gru_params_from_torch as gru_params_from_torch
@@ -42,5 +45,6 @@ __all__ = [
     "to_flax_linen",
     "to_flax_nnx",
     "to_keras",
+    "to_nnx_module",
     "to_torch",
 ]
