@@ -13,15 +13,16 @@ tasks in `jaxrnn.tasks`, gradient, gate and Lyapunov diagnostics in
 `jaxrnn.diagnostics`, `parallel_unroll` (every step solved at once by
 Newton's method) in `jaxrnn.parallel`, exact converters to and from
 PyTorch, Flax, Keras and Equinox in `jaxrnn.interop`, training runs with
-checkpoints in `jaxrnn.runs` and the benchmark harness in `jaxrnn.bench`
-(these two are imported on first use).
+checkpoints in `jaxrnn.runs` and the benchmark harness in `jaxrnn.bench`.
 """
 
+from jaxrnn import bench as bench
 from jaxrnn import diagnostics as diagnostics
 from jaxrnn import fast as fast
 from jaxrnn import interop as interop
 from jaxrnn import io as io
 from jaxrnn import parallel as parallel
+from jaxrnn import runs as runs
 from jaxrnn import tasks as tasks
 from jaxrnn import train as train
 from jaxrnn._unroll import lengths_to_mask as lengths_to_mask
@@ -70,24 +71,6 @@ from jaxrnn.layer import stream_layer as stream_layer
 from jaxrnn.parallel import parallel_unroll as parallel_unroll
 
 __version__ = "0.1.0"
-
-# Imported on first use (`jaxrnn.runs.fit`, `jaxrnn.bench`): the training runs
-# and the benchmark harness are for the command line and scripts, and most
-# programs that use the layer need neither.
-_LAZY = ("bench", "runs")
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        return importlib.import_module(f"jaxrnn.{name}")
-    raise AttributeError(f"module 'jaxrnn' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
-
 
 __all__ = [
     "CIFGLSTMParams",

@@ -9,7 +9,6 @@ losses with status 3; a traceback is a bug.
 from __future__ import annotations
 
 import argparse
-import collections
 import dataclasses
 import json
 import math
@@ -26,47 +25,8 @@ import jaxrnn
 from jaxrnn import bench, runs
 from jaxrnn.fast import _cpu
 from jaxrnn.runs import _config, _files, _report
+from jaxrnn.runs._progress import Progress
 from jaxrnn.tasks import MissingExtraError
-
-
-class Progress:
-    """A progress bar on stderr: redrawn in place on a terminal, else a line per 10%."""
-
-    def __init__(self, label: str, enabled: bool = True):
-        self.label, self.enabled = label, enabled
-        self.tty = sys.stderr.isatty()
-        self.start = time.perf_counter()
-        self.first: int | None = None
-        self.last_decile = -1
-
-    def __call__(self, done: int, total: int, metrics: dict) -> None:
-        """`fit` calls this once with the step it starts from (above 0 for a
-        resumed run), then after each chunk: the rate counts only the steps
-        done since that first call, over the time since it."""
-        if self.first is None:
-            self.first, self.start = done, time.perf_counter()
-        if not self.enabled:
-            return
-        elapsed = time.perf_counter() - self.start
-        rate = (done - self.first) / elapsed if elapsed > 0 else 0.0
-        eta = (total - done) / rate if rate > 0 else float("nan")
-        filled = int(24 * done / total)
-        bar = "#" * filled + "-" * (24 - filled)
-        values = " ".join(f"{k}={v:.4g}" for k, v in metrics.items())
-        line = (
-            f"{self.label:>5} [{bar}] {done}/{total} {values} "
-            f"{rate:.0f} it/s eta {eta:.0f}s"
-        )
-        if self.tty:
-            sys.stderr.write("\r" + line.ljust(110))
-            if done == total:
-                sys.stderr.write("\n")
-        else:
-            decile = 10 * done // total
-            if decile != self.last_decile:
-                self.last_decile = decile
-                sys.stderr.write(line + "\n")
-        sys.stderr.flush()
 
 
 def _config_of(args: argparse.Namespace, **fixed) -> runs.RunConfig:
@@ -243,20 +203,6 @@ def _number(kind, minimum=None, *, positive=False, allow_none=False):
     return parse
 
 
-def defaults(name: str) -> str:
-    """A RunConfig field's default as `--help` shows it: the value most tasks
-    resolve it to, then each task that differs ("200; chars 250"). It is read
-    from RunConfig and the task table, so the help cannot drift from them."""
-    values = {
-        task: getattr(runs.RunConfig(task=task).resolved(), name)
-        for task in _config.TASKS
-    }
-    common = collections.Counter(values.values()).most_common(1)[0][0]
-    text = "none" if common is None else str(common)
-    others = [f"{task} {value}" for task, value in values.items() if value != common]
-    return text + ("; " + ", ".join(others) if others else "")
-
-
 _TASK = runs.RunConfig().task
 # None in RunConfig means the cell's own default, which init_layer sets.
 _CELL_DEFAULTS = {"forget_bias": "the cell's, 1.0", "update_bias": "the cell's, 0"}
@@ -282,7 +228,7 @@ def _run_flags(p: argparse.ArgumentParser, cells_nargs: str | None) -> None:
             "--cell",
             choices=_config.CELLS,
             default=S,
-            help=f"the cell ({defaults('cell')})",
+            help=f"the cell ({_config.shown_default('cell')})",
         )
     pos_int, pos_float = _number(int, positive=True), _number(float, positive=True)
     clip = _number(float, positive=True, allow_none=True)
@@ -308,7 +254,7 @@ def _run_flags(p: argparse.ArgumentParser, cells_nargs: str | None) -> None:
     ]
     for flag, kind, text in flags:
         name = flag[2:].replace("-", "_")
-        shown = _CELL_DEFAULTS.get(name) or defaults(name)
+        shown = _CELL_DEFAULTS.get(name) or _config.shown_default(name)
         p.add_argument(flag, type=kind, default=S, help=f"{text} ({shown})")
     for flag, choices, text in (
         ("--activation", _config.ACTIVATIONS, "g1 of the Elman RNN"),
@@ -317,7 +263,10 @@ def _run_flags(p: argparse.ArgumentParser, cells_nargs: str | None) -> None:
     ):
         name = flag[2:]
         p.add_argument(
-            flag, choices=choices, default=S, help=f"{text} ({defaults(name)})"
+            flag,
+            choices=choices,
+            default=S,
+            help=f"{text} ({_config.shown_default(name)})",
         )
     p.add_argument("--json", action="store_true", help="print JSON results")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

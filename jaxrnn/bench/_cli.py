@@ -32,7 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"comma-separated families to time (default all: {','.join(KEYS)})",
     )
     parser.add_argument(
-        "--cells", default="lstm,gru,rnn", help="comma-separated cells to time"
+        "--cells",
+        default="lstm,gru,rnn",
+        help="comma-separated cells to time (default lstm,gru,rnn)",
     )
     parser.add_argument(
         "--measures",

@@ -83,7 +83,8 @@ def to_nnx_module(params: LayerParams):
 
         class Model(nnx.Module):
             def __init__(self, rngs):
-                self.rnn = to_nnx_module(jaxrnn.init_layer(rngs.params(), "lstm", 3, 32))
+                layer = jaxrnn.init_layer(rngs.params(), "lstm", 3, 32)
+                self.rnn = to_nnx_module(layer)
                 self.head = nnx.Linear(32, 1, rngs=rngs)
 
             def __call__(self, xs):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import math
 from typing import Any
@@ -157,3 +158,14 @@ class RunConfig:
         if unknown:
             raise ValueError(f"RunConfig: unknown fields {unknown}.")
         return cls(**data)
+
+
+def shown_default(name: str) -> str:
+    """A RunConfig field's default as `--help` shows it: the value most tasks
+    resolve it to, then each task that differs ("200; chars 250"). It is read
+    from RunConfig and the task table, so the help cannot drift from them."""
+    values = {task: getattr(RunConfig(task=task).resolved(), name) for task in TASKS}
+    common = collections.Counter(values.values()).most_common(1)[0][0]
+    text = "none" if common is None else str(common)
+    others = [f"{task} {value}" for task, value in values.items() if value != common]
+    return text + ("; " + ", ".join(others) if others else "")

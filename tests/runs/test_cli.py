@@ -147,11 +147,11 @@ def test_resume_at_or_below_the_checkpoint_is_refused(capsys, tmp_path):
 
 
 def test_progress_after_a_resume_counts_only_the_new_steps(monkeypatch, capsys):
-    from jaxrnn import _cli
+    from jaxrnn.runs import _progress
 
     clock = iter([0.0, 100.0, 100.0, 110.0])  # init, first call (twice), second
-    monkeypatch.setattr(_cli.time, "perf_counter", lambda: next(clock))
-    bar = _cli.Progress("resume")
+    monkeypatch.setattr(_progress.time, "perf_counter", lambda: next(clock))
+    bar = _progress.Progress("resume")
     bar(300, 500, {})  # fit's first call: where the resumed run starts
     bar(400, 500, {"loss": 0.5})  # then 100 steps in 10 s
     last = capsys.readouterr().err.splitlines()[-1]
