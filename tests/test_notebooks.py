@@ -92,11 +92,12 @@ def test_notebook_runs(path):
     notebook = _load(path)
     for module in notebook["metadata"].get("jaxrnn", {}).get("requires", []):
         pytest.importorskip(module)
+    # The notebook runs with the suite's XLA flags (conftest.py: without
+    # LLVM's optimisation passes), which the environment passes on. This test
+    # checks that every cell runs; the committed outputs, timings included,
+    # come from a run with full optimisation (`jupyter execute`). The flags
+    # took notebook 09 from 81 s to 44 s.
     env = dict(os.environ)
-    # The suite compiles without LLVM's optimisations (conftest.py); a
-    # notebook runs as a reader's would, with the flags it was given.
-    flags = env.get("XLA_FLAGS", "").replace("--xla_backend_optimization_level=0", "")
-    env["XLA_FLAGS"] = flags.strip()
     done = subprocess.run(
         [sys.executable, "-c", RUNNER, str(path)],
         cwd=path.parent,

@@ -17,22 +17,22 @@ class Progress:
         self.last_decile = -1
 
     def __call__(self, done: int, total: int, metrics: dict) -> None:
-        """`fit` calls this once with the step it starts from (above 0 for a
-        resumed run), then after each chunk: the rate counts only the steps
-        done since that first call, over the time since it."""
+        """`fit` calls this after each chunk. The rate counts the steps since
+        the first call, over the time since it, so that neither compilation
+        nor the steps of a resumed run's earlier sessions inflate it; the
+        first call shows no rate."""
+        now = time.perf_counter()
         if self.first is None:
-            self.first, self.start = done, time.perf_counter()
+            self.first, self.start = done, now
         if not self.enabled:
             return
-        elapsed = time.perf_counter() - self.start
+        elapsed = now - self.start
         rate = (done - self.first) / elapsed if elapsed > 0 else 0.0
-        eta = (total - done) / rate if rate > 0 else float("nan")
         filled = int(24 * done / total)
         bar = "#" * filled + "-" * (24 - filled)
         values = " ".join(f"{k}={v:.4g}" for k, v in metrics.items())
-        line = (
-            f"{self.label:>5} [{bar}] {done}/{total} {values} "
-            f"{rate:.0f} it/s eta {eta:.0f}s"
+        line = f"{self.label:>5} [{bar}] {done}/{total} {values} " + (
+            f"{rate:.0f} it/s eta {(total - done) / rate:.0f}s" if rate > 0 else ""
         )
         if self.tty:
             sys.stderr.write("\r" + line.ljust(110))

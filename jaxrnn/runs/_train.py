@@ -116,9 +116,10 @@ def fit(
             a function of the seed and the step, so a resumed run follows
             exactly the steps that an uninterrupted one would.
         steps: with resume, a new total number of steps (to train longer).
-        progress: called as `progress(step, steps, metrics)` once before the
-            first chunk (with the step it starts from and no metrics: a
-            resumed run starts above 0) and after each chunk.
+        progress: called as `progress(step, steps, metrics)` after each
+            chunk, with the step reached (a resumed run's first call is past
+            its checkpoint's step), the total and {"loss": the chunk's mean
+            training loss} plus the latest validation metric.
 
     Returns:
         The result: the config, the metrics on every split, the baselines,
@@ -218,8 +219,6 @@ def fit(
         return clock[kind] + now
 
     last_good, bad_run, latest = (step if resume else None), 0, {}
-    if progress is not None:
-        progress(step, config.steps, {})
     while step < config.steps:
         next_eval = (step // config.eval_every + 1) * config.eval_every
         count = min(config.chunk, config.steps - step, next_eval - step)

@@ -149,13 +149,15 @@ def test_resume_at_or_below_the_checkpoint_is_refused(capsys, tmp_path):
 def test_progress_after_a_resume_counts_only_the_new_steps(monkeypatch, capsys):
     from jaxrnn.runs import _progress
 
-    clock = iter([0.0, 100.0, 100.0, 110.0])  # init, first call (twice), second
+    clock = iter([0.0, 100.0, 110.0])  # created, first call, second call
     monkeypatch.setattr(_progress.time, "perf_counter", lambda: next(clock))
     bar = _progress.Progress("resume")
-    bar(300, 500, {})  # fit's first call: where the resumed run starts
-    bar(400, 500, {"loss": 0.5})  # then 100 steps in 10 s
+    bar(350, 500, {"loss": 0.6})  # the first chunk after a checkpoint at 300
+    first = capsys.readouterr().err.splitlines()[-1]
+    assert "350/500" in first and "it/s" not in first  # no rate from one point
+    bar(400, 500, {"loss": 0.5})  # then 50 steps in 10 s
     last = capsys.readouterr().err.splitlines()[-1]
-    assert "400/500" in last and " 10 it/s " in last and "eta 10s" in last
+    assert "400/500" in last and " 5 it/s eta 20s" in last
 
 
 def test_help_shows_every_task_default(capsys):
