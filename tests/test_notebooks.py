@@ -95,8 +95,7 @@ def test_notebook_runs(path):
     # The notebook runs with the suite's XLA flags (conftest.py: without
     # LLVM's optimisation passes), which the environment passes on. This test
     # checks that every cell runs; the committed outputs, timings included,
-    # come from a run with full optimisation (`jupyter execute`). The flags
-    # took notebook 09 from 81 s to 44 s.
+    # come from a run with full optimisation (`jupyter execute`).
     env = dict(os.environ)
     done = subprocess.run(
         [sys.executable, "-c", RUNNER, str(path)],
