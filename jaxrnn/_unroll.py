@@ -178,13 +178,14 @@ def scan(
     """The scan behind `unroll`, on checked arguments; xs may be a pytree.
 
     Where reset[t] the step starts from the initial carry; where not mask[t]
-    the carry is held (a reset there has no effect) and y_t = 0. `checkpoint`
+    the carry is held (a reset there has no effect) and y_t = 0. The caller
+    zeroes masked inputs first (`zero_masked`), once per sequence: `unroll`
+    does, and so does `apply_layer` for every layer at once. `checkpoint`
     is resolved already: None, "step" or a segment length.
     """
     if mask is None and reset is None:
         return _remat_scan(step_fn, carry, xs, bool(reverse), unroll, checkpoint)
     initial = carry
-    xs = zero_masked(xs, mask)
 
     def body(carry, inputs):
         x, keep, fresh = inputs
@@ -340,7 +341,7 @@ def unroll(
     return scan(
         functools.partial(step, params),
         carry,
-        xs,
+        zero_masked(xs, mask),
         mask=mask,
         reset=reset,
         reverse=reverse,

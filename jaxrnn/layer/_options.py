@@ -79,13 +79,11 @@ def resolve(fn: str, params: Any, xs: Any, **kw: Any) -> Options:
             f"shape {tuple(xs.shape)}",
         )
     _checks.same_dtype(fn, "xs", xs, params.dtype, "params")
-    masks = {"mask": kw["mask"], "reset": kw["reset"]}
+    mask, reset = kw["mask"], kw["reset"]
     if time_major:
         xs = jnp.swapaxes(xs, 0, 1)
-        masks = {
-            arg: _batch_first(fn, arg, value, xs.shape[:2])
-            for arg, value in masks.items()
-        }
+        mask = _batch_first(fn, "mask", mask, xs.shape[:2])
+        reset = _batch_first(fn, "reset", reset, xs.shape[:2])
         hint = "With time_major=True, lengths is still [B]."
     else:
         hint = (
@@ -95,9 +93,9 @@ def resolve(fn: str, params: Any, xs: Any, **kw: Any) -> Options:
     batch_size, seq_len = xs.shape[:2]
     batch = (batch_size,)
     mask = _unroll.resolve_mask(
-        fn, seq_len, masks["mask"], kw["lengths"], batch=batch, hint=hint
+        fn, seq_len, mask, kw["lengths"], batch=batch, hint=hint
     )
-    reset = _unroll.resolve_reset(fn, seq_len, masks["reset"], batch=batch, hint=hint)
+    reset = _unroll.resolve_reset(fn, seq_len, reset, batch=batch, hint=hint)
     # Padding never reaches a cell, on any path: NaN there gives zero gradients.
     xs = _unroll.zero_masked(xs, mask)
     checkpoint = _unroll.resolve_checkpoint(fn, kw["checkpoint"], seq_len)

@@ -122,7 +122,7 @@ def parallel_unroll(
         step,
         params,
         batched,
-        xs[None],
+        _unroll.zero_masked(xs, mask)[None],  # padding never reaches the step
         None if mask is None else mask[None],
         reverse=bool(reverse),
         **options,

@@ -31,7 +31,6 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from jaxrnn import _unroll
 from jaxrnn.parallel import _linear, _newton
 
 
@@ -78,8 +77,10 @@ def run(
 ) -> tuple[Any, Any, Info]:
     """Solve a batch: carry leaves [B, ...], xs [B, T, D], mask [B, T] or None.
 
-    Arguments are checked already. Returns (final carry, ys [B, T, ...], Info
-    with [B] fields), with `unroll`'s meaning for the first two.
+    Arguments are checked already, and masked inputs zeroed (`parallel_unroll`
+    and `apply_layer` do it), so that padding never reaches the step. Returns
+    (final carry, ys [B, T, ...], Info with [B] fields), with `unroll`'s
+    meaning for the first two.
     """
     batch, seq_len = xs.shape[:2]
     example = jax.tree.map(lambda a: a[0], carry)
@@ -96,7 +97,6 @@ def run(
     if reverse:
         xs = jnp.flip(xs, 1)
         mask = None if mask is None else jnp.flip(mask, 1)
-    xs = _unroll.zero_masked(xs, mask)  # masked inputs never reach the cell
     s0 = jax.vmap(lambda c: ravel_pytree(c)[0])(carry)
 
     def cell(theta, s, x, m):

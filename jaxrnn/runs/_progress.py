@@ -12,8 +12,8 @@ class Progress:
     def __init__(self, label: str, enabled: bool = True):
         self.label, self.enabled = label, enabled
         self.tty = sys.stderr.isatty()
-        self.start = time.perf_counter()
-        self.first: int | None = None
+        self.first: int | None = None  # the step and time of the first call
+        self.start = 0.0
         self.last_decile = -1
 
     def __call__(self, done: int, total: int, metrics: dict) -> None:

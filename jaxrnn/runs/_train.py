@@ -209,14 +209,14 @@ def fit(
     run_chunk = run_chunk.lower(model, opt_state, step, config.chunk).compile()
     compile_s = time.perf_counter() - start
 
-    def elapsed(kind: str) -> float:
-        """The run's total seconds so far, over every session of it."""
-        now = time.perf_counter() - start
-        if kind == "train_s":
-            now -= compile_s
-        elif kind == "compile_s":
-            now = compile_s
-        return clock[kind] + now
+    def totals() -> dict[str, float]:
+        """The run's seconds so far, over every session of it."""
+        session = time.perf_counter() - start
+        return {
+            "time_s": clock["time_s"] + session,
+            "train_s": clock["train_s"] + session - compile_s,
+            "compile_s": clock["compile_s"] + compile_s,
+        }
 
     last_good, bad_run, latest = (step if resume else None), 0, {}
     while step < config.steps:
@@ -236,7 +236,7 @@ def fit(
             "loss": sum(finite) / len(finite) if finite else math.nan,
             "grad_norm": float(metrics["grad_norm"][count - 1]),
             "skipped": count - int(sum(oks)),
-            "time_s": round(elapsed("time_s"), 3),
+            "time_s": round(totals()["time_s"], 3),
         }
         if bad_run >= config.max_bad_steps:
             _files.append_metrics(run_dir, [row])
@@ -269,7 +269,7 @@ def fit(
                         "step": step,
                         "valid": latest,
                         "config": config.to_dict(),
-                        "clock": {k: elapsed(k) for k in clock},
+                        "clock": totals(),
                     },
                 )
                 last_good = step
@@ -279,9 +279,9 @@ def fit(
             if task.metric in latest:
                 shown[f"valid_{task.metric}"] = latest[task.metric]
             progress(step, config.steps, shown)
-    times = {"compile_s": elapsed("compile_s"), "train_s": elapsed("train_s")}
+    times = totals()
     result = summarize(config, task, model, evaluate)
-    result |= times | {"run_dir": run_dir}
+    result |= {k: times[k] for k in ("compile_s", "train_s")} | {"run_dir": run_dir}
     result["skipped_steps"] = int(_train.skipped_steps(opt_state))
     if run_dir is not None:
         _files.write_json(run_dir, _files.RESULT, result)

@@ -33,18 +33,6 @@ def _loss_mask(fn: str, mask: Any, positions: tuple[int, ...]) -> jax.Array | No
     return mask
 
 
-def _valid(mask: jax.Array | None, *arrays: jax.Array) -> tuple[jax.Array, ...]:
-    """The arrays with their masked-out entries set to zero (labels to class 0).
-
-    The mean below drops those entries with a `where`, but the gradient of a
-    loss computed at a NaN or an infinity is still NaN, and zero times NaN
-    is NaN: cleaning the inputs first gives exact-zero gradients there.
-    """
-    if mask is None:
-        return arrays
-    return tuple(_unroll.zero_masked(a, mask) for a in arrays)
-
-
 def _masked_mean(values: jax.Array, mask: jax.Array | None) -> jax.Array:
     """Mean of `values` over the entries selected by a prefix-shaped mask."""
     if mask is None:
@@ -85,7 +73,9 @@ def mse_loss(
     _checks.same_dtype(fn, "targets", targets, predictions.dtype, "predictions")
     mask = _loss_mask(fn, mask, predictions.shape)
     work = _checks.work_dtype(predictions.dtype)
-    predictions, targets = _valid(mask, predictions, targets)
+    # The mean drops masked entries with a `where`, but a loss computed at a
+    # NaN still has a NaN gradient, and 0 * NaN is NaN: zero them first.
+    predictions, targets = _unroll.zero_masked((predictions, targets), mask)
     error = predictions.astype(work) - targets.astype(work)
     return _masked_mean(error**2, mask)
 
@@ -131,6 +121,6 @@ def cross_entropy_loss(
         )
     mask = _loss_mask(fn, mask, labels.shape)
     logits = logits.astype(_checks.work_dtype(logits.dtype))
-    logits, labels = _valid(mask, logits, labels)
+    logits, labels = _unroll.zero_masked((logits, labels), mask)  # as in mse_loss
     losses = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
     return _masked_mean(losses, mask)

@@ -149,7 +149,7 @@ def test_resume_at_or_below_the_checkpoint_is_refused(capsys, tmp_path):
 def test_progress_after_a_resume_counts_only_the_new_steps(monkeypatch, capsys):
     from jaxrnn.runs import _progress
 
-    clock = iter([0.0, 100.0, 110.0])  # created, first call, second call
+    clock = iter([100.0, 110.0])  # the first call, the second
     monkeypatch.setattr(_progress.time, "perf_counter", lambda: next(clock))
     bar = _progress.Progress("resume")
     bar(350, 500, {"loss": 0.6})  # the first chunk after a checkpoint at 300
