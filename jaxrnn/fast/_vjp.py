@@ -35,6 +35,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jax.custom_derivatives import CustomVJPPrimal, SymbolicZero
 
 from jaxrnn.cells._lstm import LSTMCarry
 from jaxrnn.fast import _cpu, _elman, _gru, _kernel, _lstm
@@ -194,12 +195,10 @@ def _cell(name: str, activation: str, loop: str) -> Cell:
 
 
 def _cpu_forward(name, activation, params, carry, xs, mask, save):
-    """The forward pass with the loop as the compiled kernel (`_cpu`): the
-    input projection in XLA, in float32, its bias added in the kernel."""
-    xw = _mm(xs, params.w_ih, jnp.float32)
-    b_hn = getattr(params, "b_hn", None)
+    """The forward pass as one call of the compiled kernels (`_cpu`): the
+    input projection and the loop, in float32."""
     hs, cs, saved, h_t, c_t = _cpu.forward(
-        name, activation, params.w_hh, params.b, b_hn, xw, carry, mask, save
+        name, activation, params, carry, xs, mask, save
     )
     lstm = name == "lstm"
     final = _cast((h_t, c_t) if lstm else (h_t,), xs.dtype)
@@ -210,32 +209,34 @@ def _cpu_forward(name, activation, params, carry, xs, mask, save):
     return final, ys, saved, ((hs, cs) if lstm else (hs,))
 
 
-def _cpu_backward(name, activation, params, xs, mask, saved, after, carry, dfinal, dys):
-    """The backward pass with the reverse loop as the compiled kernel; the
-    weight gradients as one float32 matmul each over all T."""
-    lstm = name == "lstm"
-    f32 = jnp.float32
-    dxw, dhw, dh0, dc0 = _cpu.backward(
+def _cpu_backward(
+    name, activation, params, xs, mask, saved, after, carry, dfinal, dys, need_x, need_w
+):
+    """The backward pass as one call of the compiled kernels: the reverse
+    loop and every gradient, in float32, skipping dx or the weights'
+    gradients where they are not wanted (zeros then stand for them)."""
+    dxs, dw_ih, dw_hh, db, db_hn, dh0, dc0 = _cpu.backward(
         name,
         activation,
-        params.w_hh,
+        params,
+        xs,
         saved,
-        after[0],
-        after[-1],
+        after,
         carry,
         dys,
         dfinal,
         mask,
+        need_x,
+        need_w,
     )
-    if name != "gru":
-        dhw = dxw
-    before = _shift(_cast(carry[:1], f32), after[:1])[0]
-    dw_ih = _tmm(dxw, xs.astype(f32))
-    dw_hh = _tmm(dhw, before)
-    db = jnp.sum(dxw, axis=(0, 1))
-    dxs = (dxw @ params.w_ih.astype(f32)).astype(xs.dtype)
-    dcarry0 = _cast((dh0, dc0) if lstm else (dh0,), carry[0].dtype)
-    return dcarry0, dxs, dw_ih, dw_hh, db, dhw
+    dcarry0 = _cast((dh0, dc0) if name == "lstm" else (dh0,), carry[0].dtype)
+    if not need_x:
+        dxs = jnp.zeros(xs.shape, xs.dtype)
+    if not need_w:
+        dw_ih, dw_hh = jnp.zeros_like(params.w_ih), jnp.zeros_like(params.w_hh)
+        db = jnp.zeros((params.w_hh.shape[0],), params.w_hh.dtype)
+        db_hn = jnp.zeros((params.w_hh.shape[1],), params.w_hh.dtype)
+    return dcarry0, dxs.astype(xs.dtype), dw_ih, dw_hh, db, db_hn
 
 
 def _run_forward(name, activation, unroll, loop, params, carry, xs, mask, save):
@@ -253,20 +254,61 @@ def _sequence(name, activation, unroll, loop, params, carry, xs, mask):
     return _run_forward(*args, save=False)
 
 
+def _primal(tree):
+    """The values of `symbolic_zeros`' CustomVJPPrimal leaves, and whether
+    any of them is perturbed (takes part in the differentiation)."""
+    primal = lambda a: isinstance(a, CustomVJPPrimal)  # noqa: E731
+    leaves = jax.tree.leaves(tree, is_leaf=primal)
+    values = jax.tree.map(lambda a: a.value, tree, is_leaf=primal)
+    return values, any(a.perturbed for a in leaves)
+
+
+def _instantiate(tree, like):
+    """Cotangents with symbolic zeros (outputs the loss does not use) made
+    arrays of zeros shaped like the primal outputs `like`."""
+    return jax.tree.map(
+        lambda g, a: jnp.zeros(a.shape, a.dtype) if isinstance(g, SymbolicZero) else g,
+        tree,
+        like,
+        is_leaf=lambda g: isinstance(g, SymbolicZero),
+    )
+
+
 def _sequence_fwd(name, activation, unroll, loop, params, carry, xs, mask):
+    params, need_w = _primal(params)
+    xs, need_x = _primal(xs)
+    carry, _ = _primal(carry)
+    mask, _ = _primal(mask)
     args = (name, activation, unroll, loop, params, carry, xs, mask)
     final, ys, saved, after = _run_forward(*args, save=True)
     # Kept for the backward pass: the gates, and the carry after every step
-    # (the carry before each step is the one after the step before).
-    return (final, ys), (params, xs, mask, saved, after, carry)
+    # (the carry before each step is the one after the step before); and, as
+    # the residuals' structure (None or ()), whether the gradients of the
+    # input and of the weights are wanted, which the kernels then skip.
+    needs = tuple(() if n else None for n in (need_x, need_w))
+    return (final, ys), (params, xs, mask, saved, after, carry, needs)
 
 
 def _sequence_bwd(name, activation, unroll, loop, residuals, cotangents):
-    params, xs, mask, saved, after, carry = residuals
-    dfinal, dys = cotangents
+    params, xs, mask, saved, after, carry, needs = residuals
+    need_x, need_w = (n is not None for n in needs)
+    final_like = tuple(jax.ShapeDtypeStruct(c.shape, xs.dtype) for c in carry)
+    ys_like = jax.ShapeDtypeStruct((*xs.shape[:2], params.w_hh.shape[1]), xs.dtype)
+    dfinal, dys = _instantiate(cotangents, (final_like, ys_like))
     if loop == "cpu":
-        dcarry0, dxs, dw_ih, dw_hh, db, dhw = _cpu_backward(
-            name, activation, params, xs, mask, saved, after, carry, dfinal, dys
+        dcarry0, dxs, dw_ih, dw_hh, db, db_hn = _cpu_backward(
+            name,
+            activation,
+            params,
+            xs,
+            mask,
+            saved,
+            after,
+            carry,
+            dfinal,
+            dys,
+            need_x,
+            need_w,
         )
     else:
         cell = _cell(name, activation, loop)
@@ -286,12 +328,11 @@ def _sequence_bwd(name, activation, unroll, loop, residuals, cotangents):
             unroll,
             loop,
         )
+        hidden = params.w_hh.shape[1]
+        db_hn = jnp.sum(dhw[..., 2 * hidden :], (0, 1)) if name == "gru" else None
     grads = {"w_ih": dw_ih, "w_hh": dw_hh, "b": None if params.b is None else db}
     if name == "gru":
-        hidden = params.w_hh.shape[1]
-        grads["b_hn"] = (
-            None if params.b_hn is None else jnp.sum(dhw[..., 2 * hidden :], (0, 1))
-        )
+        grads["b_hn"] = None if params.b_hn is None else db_hn
     grads = {
         k: None if g is None else g.astype(getattr(params, k).dtype)
         for k, g in grads.items()
@@ -299,7 +340,7 @@ def _sequence_bwd(name, activation, unroll, loop, residuals, cotangents):
     return type(params)(**grads), dcarry0, dxs, None
 
 
-_sequence.defvjp(_sequence_fwd, _sequence_bwd)
+_sequence.defvjp(_sequence_fwd, _sequence_bwd, symbolic_zeros=True)
 
 
 def run(

@@ -21,10 +21,11 @@ import pytest
 import jaxrnn
 from fast_paths import CELLS, _loss
 from helpers import x64
-from jaxrnn.fast import _cpu, _dispatch
+from jaxrnn.fast import _cpu, _cpu_build, _dispatch
 
 pytestmark = pytest.mark.skipif(
-    _cpu._compiler() is None, reason="no C++ compiler: the kernels cannot be built"
+    _cpu_build._compiler() is None,
+    reason="no C++ compiler: the kernels cannot be built",
 )
 
 # One of each cell, for the cases about layout (sizes, directions, stacking,
@@ -247,18 +248,18 @@ def test_a_failed_build_warns_with_the_compiler_message(monkeypatch, tmp_path):
     monkeypatch.setenv("JAXRNN_CACHE", str(tmp_path))
     monkeypatch.setenv("CXX", "false")  # a "compiler" that always fails
     with pytest.warns(RuntimeWarning, match="building the CPU kernels failed"):
-        path, _, reason = _cpu._build()
+        path, _, reason = _cpu_build._build()
     assert path == "" and "build failed" in reason
     assert list((tmp_path / "kernels").glob("*/*.so")) == []  # no half-written file
 
 
 def test_no_compiler_and_the_off_switch_are_reported(monkeypatch):
-    monkeypatch.setattr(_cpu, "_compiler", lambda: None)
+    monkeypatch.setattr(_cpu_build, "_compiler", lambda: None)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert _cpu._build()[2].startswith("no C++ compiler found")
+        assert _cpu_build._build()[2].startswith("no C++ compiler found")
     monkeypatch.setenv("JAXRNN_CPU_KERNELS", "0")
-    assert _cpu._build()[2] == "disabled by JAXRNN_CPU_KERNELS=0"
+    assert _cpu_build._build()[2] == "disabled by JAXRNN_CPU_KERNELS=0"
     state = _cpu.Status(False, "avx2", 2, "", "disabled by JAXRNN_CPU_KERNELS=0")
     assert "impl='auto' runs the fused XLA path" in state.describe()
 
@@ -303,7 +304,8 @@ print(worst)
 
 
 @pytest.mark.skipif(
-    _cpu._isa()[0] not in ("avx512", "avx2"), reason="an x86-64 with AVX2 or better"
+    _cpu_build._isa()[0] not in ("avx512", "avx2"),
+    reason="an x86-64 with AVX2 or better",
 )
 @pytest.mark.parametrize("isa", ["avx2", "sse2"])
 def test_the_other_instruction_sets_build_and_agree(isa, tmp_path):
@@ -330,4 +332,4 @@ def test_an_unknown_instruction_set_is_refused(monkeypatch):
     with pytest.raises(
         ValueError, match=r"JAXRNN_CPU_ISA must be one of .*got 'avx1024'"
     ):
-        _cpu._isa()
+        _cpu_build._isa()

@@ -1,0 +1,254 @@
+// The forward pass of one direction of one layer, all T steps in one call:
+// the input projection and the recurrence, on the threads of threads.h.
+//
+// The hidden units are split into panels, and each thread owns a run of
+// them: all G gates of a unit on one thread. For each chunk of time steps
+// a thread first projects the chunk's inputs onto its own units' gates,
+//   xw = x_t @ w_ih^T + b     (one matmul over the chunk's steps x batch)
+// into a buffer of its own that fits its L2 cache, then runs the chunk's
+// steps,
+//   z_t = xw_t + h_{t-1} @ w_hh^T, with the cell's arithmetic fused into the
+//   matmul's epilogue,
+// meeting the other threads at one barrier per step (h_{t-1} is shared and
+// double-buffered, so one barrier is enough). The projection needs no
+// barrier: a thread reads only x and writes only its own buffer.
+#pragma once
+#include <algorithm>
+#include <cstring>
+
+#include "cells.h"
+#include "gemm.h"
+#include "threads.h"
+
+namespace jaxrnn {
+
+// The threads a call uses: at most one per panel, and one per MIN_FLOPS of
+// the step's recurrent matmul, below which a barrier (about 0.3 us) costs
+// more than a thread saves (measured: B=1, H=64, an LSTM's step of 33 kFLOP
+// runs at 49 GFLOP/s on one thread and 30 on two).
+constexpr int64_t MIN_FLOPS = 1 << 18;
+inline int threads_for(int requested, int64_t panels, int64_t step_flops) {
+  int64_t most = std::min(panels, std::max<int64_t>(1, step_flops / MIN_FLOPS));
+  return int(std::max<int64_t>(1, std::min<int64_t>(requested, most)));
+}
+
+// The mean fraction of its time a thread waits because the panels do not
+// split evenly: 1 - (its panels / the most any thread has).
+inline double uneven(int64_t panels, int threads) {
+  int64_t most = ceil_div(panels, threads);
+  double sum = 0;
+  for (int t = 0; t < threads; ++t)
+    sum += 1.0 - double(panels * (t + 1) / threads - panels * t / threads) / most;
+  return sum / threads;
+}
+
+// How many rows ahead the epilogues prefetch the lines they will write.
+constexpr int64_t PREFETCH = 8;
+
+template <Cell C>
+struct Forward {
+  static constexpr int G = num_gates(C);
+  static constexpr int PER = C == Cell::RNN ? 2 : 1;  // unit chunks per panel
+  static constexpr int NV = G * PER;                  // vectors per panel
+
+  // x [T, B, D] time-major, w_ih [G*H, D], w_hh [G*H, H], bias [G*H],
+  // b_hn [H] (GRU), h0 and c0 [B, H], mask [T, B] (0: the step is held).
+  int64_t T, B, D, H;
+  Act act;
+  bool save;
+  const float *x, *w_ih, *w_hh, *bias, *b_hn, *h0, *c0, *mask;
+  // hs [T, B, H]; cs [T, B, H] and saved [T, B, 4H] when `save`; h_t, c_t [B, H].
+  float *hs, *cs, *saved, *h_t, *c_t;
+
+  // Blocking forced by the caller (0: chosen from the caches, as tests and
+  // benchmarks may want other chunk lengths and contraction slices).
+  int64_t force_tc = 0, force_kc = 0;
+  int64_t chunks, Hp, panels, tc, rows_max;
+  float *pk_hh, *pk_ih, *pk_b, *hbuf, *cbuf;
+
+  // Panel p of w^T (w [G*H, K]): row k holds, for each of its NV vectors
+  // (unit chunk p * PER + v / G, gate v % G), w's rows of those units.
+  void pack(float* dst, const float* w, int64_t k_len, int64_t p) const {
+    float* out = dst + p * k_len * NV * VW;
+    for (int v = 0; v < NV; ++v) {
+      const int64_t chunk = p * PER + v / G, g = v % G;
+      for (int l = 0; l < VW; ++l) {
+        const int64_t j = chunk * VW + l;
+        const float* row = w + (g * H + j) * k_len;
+        for (int64_t k = 0; k < k_len; ++k)
+          out[k * NV * VW + v * VW + l] = j < H ? row[k] : 0.0f;
+      }
+    }
+  }
+  // Panel p of the bias, [NV * VW].
+  void pack_bias(int64_t p) const {
+    for (int v = 0; v < NV; ++v) {
+      const int64_t chunk = p * PER + v / G, g = v % G;
+      for (int l = 0; l < VW; ++l) {
+        const int64_t j = chunk * VW + l;
+        pk_b[p * NV * VW + v * VW + l] = j < H ? bias[g * H + j] : 0.0f;
+      }
+    }
+  }
+
+  // Returns 0 when it ran, 1 when the threads could not start, 2 when the
+  // workspace could not be allocated.
+  int run(Workspace& ws, int requested, int& threads, int64_t& waited, double& expected) {
+    chunks = ceil_div(H, VW);
+    Hp = chunks * VW;
+    panels = ceil_div(chunks, PER);
+    threads = threads_for(requested, panels, 2 * B * H * G * H);
+    expected = uneven(panels, threads);
+    const int64_t own = ceil_div(panels, threads);
+    tc = force_tc > 0 ? std::min(force_tc, std::max<int64_t>(T, 1))
+                      : tiling().chunk_steps(B * own * NV * VW * 4, B, T);
+    rows_max = tc * B;
+    ws.threads(threads);
+    pk_hh = ws.get(0, panels * H * NV * VW);
+    pk_ih = ws.get(1, panels * std::max<int64_t>(D, 1) * NV * VW);
+    pk_b = ws.get(2, panels * NV * VW);
+    hbuf = ws.get(3, 2 * B * Hp);
+    cbuf = ws.get(4, B * Hp);
+    for (int t = 0; t < threads; ++t) {
+      ws.mine(0, t, own * rows_max * NV * VW);
+      ws.mine(1, t, part_size<NV>(0, own));
+    }
+    if (ws.failed) return 2;
+    std::memset(hbuf, 0, sizeof(float) * 2 * B * Hp);
+    std::memset(cbuf, 0, sizeof(float) * B * Hp);
+    for (int64_t b = 0; b < B; ++b) {
+      std::memcpy(&hbuf[b * Hp], h0 + b * H, sizeof(float) * H);
+      if (C == Cell::LSTM) std::memcpy(&cbuf[b * Hp], c0 + b * H, sizeof(float) * H);
+    }
+    const int64_t kc = force_kc > 0 ? force_kc : tiling().kc(rows_per_block<NV>());
+    Barrier barrier(threads);
+    std::atomic<int64_t> total_wait{0};
+    bool ran = parallel(threads, [&](int tid) {
+      const int64_t p0 = panels * tid / threads, p1 = panels * (tid + 1) / threads;
+      float* xwc = ws.thread[0][tid].data;
+      float* part = ws.thread[1][tid].data;
+      for (int64_t p = p0; p < p1; ++p) {
+        pack(pk_hh, w_hh, H, p);
+        pack(pk_ih, w_ih, D, p);
+        pack_bias(p);
+      }
+      const Panels<NV> w_in = packed<NV>(pk_ih, D), w_rec = packed<NV>(pk_hh, H);
+      int64_t wait = 0;
+      PHASES;
+      PHASE(3);
+      for (int64_t t0 = 0; t0 < T; t0 += tc) {
+        const int64_t t1 = std::min(T, t0 + tc);
+        const Seg in{x + t0 * B * D, 0, D};
+        gemm<NV, false>(0, (t1 - t0) * B, D, &in, 1, w_in, p0, p1, kc, part, Zero{},
+                        [&](int64_t p, int64_t row, const vf* acc) {
+                          float* dst = xwc + ((p - p0) * rows_max + row) * NV * VW;
+                          const float* b = pk_b + p * NV * VW;
+                          for (int v = 0; v < NV; ++v)
+                            store(dst + v * VW, acc[v] + load(b + v * VW));
+                        });
+        PHASE(0);
+        for (int64_t t = t0; t < t1; ++t) {
+          const float* h_prev = &hbuf[(t % 2) * B * Hp];
+          float* h_next = &hbuf[((t + 1) % 2) * B * Hp];
+          const Seg rec{h_prev, 0, H};
+          gemm<NV, false>(0, B, Hp, &rec, 1, w_rec, p0, p1, kc, part, Zero{},
+                          [&](int64_t p, int64_t b, const vf* acc) {
+                            const float* xw =
+                                xwc + ((p - p0) * rows_max + (t - t0) * B + b) * NV * VW;
+                            for (int u = 0; u < PER; ++u) {
+                              const int64_t chunk = p * PER + u;
+                              if (chunk < chunks)
+                                step(t, b, chunk, acc + u * G, xw + u * G * VW, h_prev,
+                                     h_next);
+                            }
+                          });
+          PHASE(1);
+          barrier.wait(wait);
+          PHASE(2);
+        }
+      }
+      stream_fence();
+      total_wait += wait;
+    });
+    if (!ran) return 1;
+    waited = total_wait;
+    const float* h_last = &hbuf[(T % 2) * B * Hp];
+    for (int64_t b = 0; b < B; ++b) {
+      std::memcpy(h_t + b * H, h_last + b * Hp, sizeof(float) * H);
+      if (C == Cell::LSTM) std::memcpy(c_t + b * H, &cbuf[b * Hp], sizeof(float) * H);
+    }
+    return 0;
+  }
+
+  // The output lines that the epilogue PREFETCH rows later writes, into
+  // the cache while this row computes: the rows of hs, cs and saved lie H
+  // or 4H floats apart, each often on its own page, where the hardware
+  // prefetchers stop.
+  INLINE void prefetch(int64_t t, int64_t b, int64_t chunk) const {
+    b += PREFETCH;
+    if (b >= B) b -= B, chunk += PER;
+    if (b >= B || chunk >= chunks) return;
+    const int64_t u = chunk * VW, tb = t * B + b;
+    __builtin_prefetch(hs + tb * H + u, 1, 2);
+    if (save && C != Cell::RNN) {
+      for (int g = 0; g < 4; ++g) __builtin_prefetch(saved + tb * 4 * H + u + g * H, 1, 2);
+      if (C == Cell::LSTM) __builtin_prefetch(cs + tb * H + u, 1, 2);
+    }
+  }
+
+  // One row and one chunk of units at step t, from the recurrent products
+  // `acc` and the projection `xw`.
+  INLINE void step(int64_t t, int64_t b, int64_t chunk, const vf* acc, const float* xw,
+                   const float* h_prev, float* h_next) {
+    const int64_t u = chunk * VW;
+    const int n = int(std::min<int64_t>(VW, H - u));
+    const bool on = mask[t * B + b] != 0.0f;
+    const int64_t row = (t * B + b) * H + u;
+#ifndef EXP_NOPREFETCH
+    prefetch(t, b, chunk);
+#endif
+    const vf hp = load(h_prev + b * Hp + u);
+    const vf cp = C == Cell::LSTM ? load(&cbuf[b * Hp + u]) : vf{};
+    const vf bhn = C == Cell::GRU ? load_n(b_hn + u, n) : vf{};
+#ifdef EXP_NOMATH
+    Step s{acc[0] + load(xw), acc[1], {acc[0], acc[1], acc[2], acc[3]}};
+#else
+    Step s = step_forward<C>(act, acc, xw, bhn, hp, cp);
+#endif
+    // Padded units stay zero, since h_next feeds the next step's products.
+    const vf h = keep_n(select(on, s.h, hp), n);
+    store(h_next + b * Hp + u, h);
+#ifndef EXP_NOSTORE
+#ifdef EXP_STREAM
+    stream_n(hs + row, h, n);
+#else
+    store_n(hs + row, h, n);
+#endif
+#endif
+    if (C == Cell::LSTM) {
+      const vf c = select(on, s.c, cp);
+      store(&cbuf[b * Hp + u], c);
+#ifndef EXP_NOSTORE
+#ifdef EXP_STREAM
+      if (save) stream_n(cs + row, c, n);
+#else
+      if (save) store_n(cs + row, c, n);
+#endif
+#endif
+    }
+#ifdef EXP_NOSTORE
+    if (false) {
+#else
+    if (save && C != Cell::RNN) {
+#endif
+      float* out = saved + (t * B + b) * 4 * H + u;
+#ifdef EXP_STREAM
+      for (int g = 0; g < 4; ++g) stream_n(out + g * H, s.saved[g], n);
+#else
+      for (int g = 0; g < 4; ++g) store_n(out + g * H, s.saved[g], n);
+#endif
+    }
+  }
+};
+
+}  // namespace jaxrnn
