@@ -1,7 +1,7 @@
 """The two tunable choices of the fused path, side by side on the CPU grid.
 
 1. Hoisting: the input projection x @ w_ih^T for all T as one matmul before
-   the loop, or x_t @ w_ih^T inside it (jaxrnn.fast._vjp.HOIST_BYTES sets the
+   the loop, or x_t @ w_ih^T inside it (jaxrnn.fast._fused.HOIST_BYTES sets the
    size up to which a CPU hoists; here it is forced either way).
 2. The scan's unroll factor, 1 (the default), 2 or 4.
 
@@ -26,7 +26,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).parent))
 import _timing  # noqa: E402
 import jaxrnn  # noqa: E402
 from jaxrnn.bench import GRIDS, _impls, _run  # noqa: E402
-from jaxrnn.fast import _vjp  # noqa: E402
+from jaxrnn.fast import _fused  # noqa: E402
 
 VARIANTS = {
     # name: (HOIST_BYTES, unroll)
@@ -48,13 +48,13 @@ class _Patched:
         return getattr(self._runner, name)
 
     def _with_bytes(self, fn, *args):
-        saved = _vjp.HOIST_BYTES
+        saved = _fused.HOIST_BYTES
         if self._bytes is not None:
-            _vjp.HOIST_BYTES = self._bytes
+            _fused.HOIST_BYTES = self._bytes
         try:
             return fn(*args)
         finally:
-            _vjp.HOIST_BYTES = saved
+            _fused.HOIST_BYTES = saved
 
     def prepare(self, measure):
         return self._with_bytes(self._runner.prepare, measure)

@@ -10,10 +10,9 @@ header of `csrc/recurrence.cc` says how):
 
 so that every matmul of the layer runs in the kernels' own engine, on
 threads that persist across the steps of a call. `_cpu_build` builds and
-loads them; `_vjp` wraps the two calls in the fast path's `jax.custom_vjp`.
-Under data parallelism (a batch sharded over devices) each call runs on
-its own shard on every device, with the cores split between the devices,
-and the weight gradients are summed across them (`_cpu_shard`).
+loads them; `_vjp` joins the two passes into the fast path's
+`jax.custom_vjp`, and runs them through `_shard` (data parallelism and
+vmap).
 """
 
 from __future__ import annotations
@@ -103,8 +102,9 @@ def backward_shapes(name, seq_len, batch, features, hidden, gates, need_x, need_
     ]
 
 
-def forward(name, activation, params, carry, xs, mask, save):
-    """The forward pass over xs [T, B, D], time-major.
+def forward(name, activation, params, carry, xs, mask, save, devices=1):
+    """The forward call over xs [T, B, D], time-major, on this process's
+    kernel threads divided among `devices` devices that share the host.
 
     Returns (hs, cs, saved, h_T, c_T), float32: hs [T, B, H] is h after each
     step (held where the mask is off); cs the LSTM's c likewise and saved the
@@ -112,8 +112,6 @@ def forward(name, activation, params, carry, xs, mask, save):
     `save` (else empty); c_T is the LSTM's (else empty).
     """
     _require()
-    from jaxrnn.fast import _cpu_shard
-
     seq_len, batch, _ = xs.shape
     gates, hidden = params.w_hh.shape
     lstm = name == "lstm"
@@ -131,11 +129,25 @@ def forward(name, activation, params, carry, xs, mask, save):
         _f32(carry[1]) if lstm else _empty(),
         jnp.ones((seq_len, batch), f32) if mask is None else _f32(mask),
     )
-    return _cpu_shard.forward(name, activation, bool(save), *args)
+    shapes = forward_shapes(name, seq_len, batch, hidden, save)
+    count = max(1, threads() // devices)
+    return call(_FORWARD, shapes, args, name, activation, count, save=bool(save))
 
 
 def backward(
-    name, activation, params, xs, saved, after, carry, dys, dcarry, mask, need_x, need_w
+    name,
+    activation,
+    params,
+    xs,
+    saved,
+    after,
+    carry,
+    dys,
+    dcarry,
+    mask,
+    need_x,
+    need_w,
+    devices=1,
 ):
     """The backward pass: (dx [T, B, D], dw_ih, dw_hh, db, db_hn, dh0, dc0),
     float32, from the forward pass's `saved` and `after` (hs, and the LSTM's
@@ -144,9 +156,8 @@ def backward(
     kernels skip their work. Where the mask is off, the step's gradients are
     exactly zero and the carried gradient passes through."""
     _require()
-    from jaxrnn.fast import _cpu_shard
-
-    seq_len, batch, _ = xs.shape
+    seq_len, batch, features = xs.shape
+    gates, hidden = params.w_hh.shape
     lstm = name == "lstm"
     f32 = jnp.float32
     args = (
@@ -163,7 +174,70 @@ def backward(
         _f32(dcarry[1]) if lstm else _empty(),
         jnp.ones((seq_len, batch), f32) if mask is None else _f32(mask),
     )
-    return _cpu_shard.backward(name, activation, bool(need_x), bool(need_w), *args)
+    shapes = backward_shapes(
+        name, seq_len, batch, features, hidden, gates, need_x, need_w
+    )
+    count = max(1, threads() // devices)
+    return call(_BACKWARD, shapes, args, name, activation, count)
+
+
+def forward_pass(name, activation, params, carry, xs, mask, save, devices=1):
+    """The fast path's forward pass (see `_fused.forward_pass`) as one
+    kernel call: (final carry, ys), and with `save` (saved, after)."""
+    hs, cs, saved, h_t, c_t = forward(
+        name, activation, params, carry, xs, mask, save, devices
+    )
+    lstm = name == "lstm"
+    final = tuple(a.astype(xs.dtype) for a in ((h_t, c_t) if lstm else (h_t,)))
+    ys = hs if mask is None else jnp.where(mask[..., None], hs, 0)
+    ys = ys.astype(xs.dtype)
+    if not save:
+        return final, ys
+    return final, ys, saved, ((hs, cs) if lstm else (hs,))
+
+
+def backward_pass(
+    name,
+    activation,
+    params,
+    xs,
+    mask,
+    saved,
+    after,
+    carry,
+    dfinal,
+    dys,
+    need_x,
+    need_w,
+    devices=1,
+):
+    """The fast path's backward pass as one kernel call: (dcarry0, dxs,
+    dw_ih, dw_hh, db, db_hn), in float32, with zeros standing for dx or the
+    weights' gradients where they are not wanted (the kernel skips them)."""
+    dxs, dw_ih, dw_hh, db, db_hn, dh0, dc0 = backward(
+        name,
+        activation,
+        params,
+        xs,
+        saved,
+        after,
+        carry,
+        dys,
+        dfinal,
+        mask,
+        need_x,
+        need_w,
+        devices,
+    )
+    dtype = carry[0].dtype
+    dcarry0 = tuple(a.astype(dtype) for a in ((dh0, dc0) if name == "lstm" else (dh0,)))
+    if not need_x:
+        dxs = jnp.zeros(xs.shape, xs.dtype)
+    if not need_w:
+        dw_ih, dw_hh = jnp.zeros_like(params.w_ih), jnp.zeros_like(params.w_hh)
+        db = jnp.zeros((params.w_hh.shape[0],), params.w_hh.dtype)
+        db_hn = jnp.zeros((params.w_hh.shape[1],), params.w_hh.dtype)
+    return dcarry0, dxs.astype(xs.dtype), dw_ih, dw_hh, db, db_hn
 
 
 def usable(dtype: Any) -> str:

@@ -40,11 +40,11 @@ from typing import Any, Callable
 import jax.numpy as jnp
 
 from jaxrnn import _checks
-from jaxrnn.fast import _cpu, _elman, _vjp
+from jaxrnn.fast import _cpu, _elman, _fused, _vjp
 from jaxrnn.parallel import _api as _parallel
 
 IMPLS = ("auto", "scan", "fused", "pallas", "cpu", "parallel")
-FAST_CELLS = tuple(_vjp.LAYOUTS)
+FAST_CELLS = tuple(_fused.LAYOUTS)
 FAST_ACTIVATIONS = _elman.FAST_ACTIVATIONS
 # The layer options that only the reference scan has.
 REFERENCE_ONLY = ("reset", "recurrent_dropout", "zoneout", "checkpoint", "matmul_dtype")

@@ -333,3 +333,100 @@ def test_an_unknown_instruction_set_is_refused(monkeypatch):
         ValueError, match=r"JAXRNN_CPU_ISA must be one of .*got 'avx1024'"
     ):
         _cpu_build._isa()
+
+
+@pytest.mark.parametrize("chunk, k_slice", [(2, 3), (1, 1), (3, 16), (5, 0)])
+@pytest.mark.parametrize("cell, activation", LAYOUTS)
+def test_chunks_and_contraction_slices_of_any_length(
+    cell, activation, chunk, k_slice, monkeypatch
+):
+    """The kernels work through time in chunks and through every matmul's
+    contraction in slices, both sized from the caches; forced small, every
+    boundary (a chunk's last step, a partial last chunk, a slice's partial
+    sums, both in the forward and the backward pass) falls inside these
+    sizes, with odd input sizes, holes in the mask and both directions."""
+    monkeypatch.setenv("JAXRNN_CPU_CHUNK", str(chunk))
+    monkeypatch.setenv("JAXRNN_CPU_KSLICE", str(k_slice))
+    params, xs, state = _setup(
+        cell, activation, batch=3, seq_len=8, hidden=17, inputs=65, bidirectional=True
+    )
+    holes = jax.random.bernoulli(jax.random.key(5), 0.7, (3, 8))
+    _compare(params, xs, state, mask=holes)
+
+
+@pytest.mark.parametrize("vectors", [2, 1, 3, 4])
+def test_the_engine_against_numpy_on_odd_shapes(vectors):
+    """The one matmul engine of the kernels, alone: every M, N and K in
+    (1, 7, 17, 65, 129), A read by rows and by columns, and contraction
+    slices that leave partial sums, against NumPy in float64."""
+    rng = np.random.default_rng(vectors)
+    sizes = (1, 7, 17, 65, 129)
+    for m in sizes:
+        for n in sizes:
+            for k in sizes:
+                b = rng.standard_normal((k, n)).astype(np.float32)
+                for transpose in (False, True):
+                    a = rng.standard_normal((k, m) if transpose else (m, k))
+                    a = a.astype(np.float32)
+                    want = (a.T if transpose else a).astype(np.float64) @ b
+                    for k_slice in (0, 16):
+                        got = _cpu.matmul(
+                            a,
+                            b,
+                            transpose_a=transpose,
+                            vectors=vectors,
+                            k_slice=k_slice,
+                        )
+                        err = np.max(np.abs(got - want)) / max(1.0, np.abs(want).max())
+                        assert err < 1e-5, (m, n, k, transpose, k_slice, err)
+
+
+def test_gradients_nobody_asked_for_are_not_computed():
+    """The backward call skips dx when the layer's input is data, and the
+    weight gradients when only dx is wanted: its results are then empty in
+    the compiled program, and the gradients that are asked for are the
+    reference's."""
+    params, xs, state = _setup("lstm", "tanh", batch=4, seq_len=6, hidden=9)
+
+    def loss(impl):
+        return lambda p, x: jnp.sum(jaxrnn.apply_layer(p, x, impl=impl)[0] ** 2)
+
+    for argnums, skipped in ((0, "dx"), (1, "weights")):
+        grad = jax.jit(jax.grad(loss("cpu"), argnums))
+        hlo = grad.lower(params, xs).compile().as_text()
+        call = next(line for line in hlo.splitlines() if "jaxrnn_backward" in line)
+        results = call.split("custom-call(")[0]
+        if skipped == "dx":
+            assert results.startswith("f32[0]") or "(f32[0]" in results
+            assert "f32[6,4,3]" not in results
+        else:
+            assert "f32[36,3]" not in results and "f32[36,9]" not in results
+        _assert_close(grad(params, xs), jax.grad(loss("scan"), argnums)(params, xs))
+
+
+def test_a_training_step_touches_no_fresh_pages():
+    """Steps after the first fault in (almost) no new pages: the kernels
+    reuse their workspace, and malloc keeps the buffers that XLA frees
+    (without that, every step faults its arrays in anew: one fault per
+    4 KiB of them)."""
+    import resource
+
+    if not _cpu.status().blocking.endswith("malloc keeps freed memory"):
+        pytest.skip("malloc left as it is (not glibc, or JAXRNN_KEEP_MEMORY=0)")
+    # Large enough that XLA's buffers for one step pass 32 MiB, past which
+    # glibc, left alone, maps them afresh for every call (measured here:
+    # 12,000 to 17,000 faults per step with JAXRNN_KEEP_MEMORY=0).
+    params, xs, state = _setup(
+        "lstm", "tanh", batch=32, seq_len=200, hidden=256, inputs=16
+    )
+    step = jax.jit(jax.grad(_loss("cpu"), argnums=(0, 1, 2)))
+    rounds = []
+    for _ in range(4):  # malloc's heaps settle in the first rounds
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        for _ in range(5):
+            jax.block_until_ready(step(params, xs, state))
+        rounds.append((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 5)
+    faults = min(rounds[1:])
+    # The step's arrays: x, hs, cs, the saved gates, dx and the cotangents.
+    pages = 32 * 200 * (256 * 8 + 16 * 2) * 4 / 4096
+    assert faults < pages / 10, (rounds, pages)

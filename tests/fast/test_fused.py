@@ -19,7 +19,7 @@ from jax.test_util import check_grads
 import jaxrnn
 from fast_paths import CELLS, B, D, H, _compare, _layer, _loss, _state
 from helpers import assert_trees_close, x64
-from jaxrnn.fast import _vjp
+from jaxrnn.fast import _fused
 
 # The fused path, and the same path with its loops as Pallas kernels (run in
 # interpret mode on a CPU: see test_pallas.py). The kernels' cases are marked
@@ -124,9 +124,9 @@ def test_masks_with_holes_and_many_to_one(cell, activation, impl):
 def test_projection_inside_the_loop(cell, activation, monkeypatch):
     """Large problems on a CPU compute x_t @ w_ih^T inside the loop instead
     of hoisting it; forced here at a small size."""
-    monkeypatch.setattr(_vjp, "HOIST_BYTES", 0)
+    monkeypatch.setattr(_fused, "HOIST_BYTES", 0)
     if jax.default_backend() == "cpu":
-        assert not _vjp.hoists(7, B, H, jnp.float64)
+        assert not _fused.hoists(7, B, H, jnp.float64)
     with x64():
         _compare(
             jax.random.key(20),
