@@ -24,7 +24,8 @@ Under `jax.vmap` (`custom_vmap`): where no input without a batch axis is
 mapped and no output is a sum over the batch, the mapped members are
 stacked along the batch axis and run once; otherwise a pure JAX pass is
 vmapped as it is, and a kernel call runs the members one after another
-(`lax.map`).
+(`lax.map`). A pure JAX pass also differentiates again (its VJP is that of
+the unpartitioned pass), which second derivatives of a layer need.
 """
 
 from __future__ import annotations
@@ -171,7 +172,23 @@ def _wrapped(fn, static, ins, outs, pure):
 
         return tuple(jax.lax.map(one, members)), (True,) * len(outs)
 
-    return mapped
+    if not pure:
+        return mapped
+
+    # A pure pass is JAX code, so it differentiates again (second derivatives
+    # of a layer): its VJP is that of the unpartitioned pass.
+    @jax.custom_vjp
+    def differentiable(*arrays):
+        return mapped(*arrays)
+
+    def forward(*arrays):
+        return mapped(*arrays), arrays
+
+    def backward(arrays, cotangents):
+        return jax.vjp(lambda *a: call(1, *a), *arrays)[1](cotangents)
+
+    differentiable.defvjp(forward, backward)
+    return differentiable
 
 
 def _fold(run, size, batched, arrays, dims, outs):

@@ -256,12 +256,34 @@ struct Backward {
     }
   }
 
+  // What gates() PREFETCH rows later reads (the same chunk, or the next
+  // one's first rows): the rows of saved, cs and dys lie 4H or H floats
+  // apart, each often on its own page, where the hardware prefetchers stop.
+  INLINE void prefetch(int64_t t, int64_t b, int64_t chunk) const {
+    b += PREFETCH;
+    if (b >= B) b -= B, chunk += 1;
+    if (b >= B || chunk >= chunks) return;
+    const int64_t u = chunk * VW, tb = t * B + b, row = tb * H + u;
+    __builtin_prefetch(dys + row, 0, 2);
+    if (C == Cell::RNN) {
+      __builtin_prefetch(hs + row, 0, 2);
+      return;
+    }
+    for (int g = 0; g < 4; ++g) __builtin_prefetch(saved + tb * 4 * H + u + g * H, 0, 2);
+    if (C == Cell::LSTM) {
+      __builtin_prefetch(cs + row, 0, 2);
+      if (t > 0) __builtin_prefetch(cs + row - B * H, 0, 2);
+    }
+    if (C == Cell::GRU && t > 0) __builtin_prefetch(hs + row - B * H, 0, 2);
+  }
+
   // The gate gradients of one row and one chunk at step t into dz; the
   // LSTM's dc and the GRU's direct dh carried to step t - 1.
   INLINE void gates(int64_t t, int64_t b, int64_t chunk) {
     const int64_t u = chunk * VW;
     const int n = int(std::min<int64_t>(VW, H - u));
     float* z = dz_row(t, b) + u;
+    prefetch(t, b, chunk);
     if (mask[t * B + b] == 0.0f) {
       for (int g = 0; g < G; ++g) store(z + off_hh[g], vf{});
       if (C == Cell::GRU) store(z + 3 * Hp, vf{});

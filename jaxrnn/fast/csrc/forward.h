@@ -167,7 +167,6 @@ struct Forward {
           PHASE(2);
         }
       }
-      stream_fence();
       total_wait += wait;
     });
     if (!ran) return 1;
@@ -204,49 +203,23 @@ struct Forward {
     const int n = int(std::min<int64_t>(VW, H - u));
     const bool on = mask[t * B + b] != 0.0f;
     const int64_t row = (t * B + b) * H + u;
-#ifndef EXP_NOPREFETCH
     prefetch(t, b, chunk);
-#endif
     const vf hp = load(h_prev + b * Hp + u);
     const vf cp = C == Cell::LSTM ? load(&cbuf[b * Hp + u]) : vf{};
     const vf bhn = C == Cell::GRU ? load_n(b_hn + u, n) : vf{};
-#ifdef EXP_NOMATH
-    Step s{acc[0] + load(xw), acc[1], {acc[0], acc[1], acc[2], acc[3]}};
-#else
     Step s = step_forward<C>(act, acc, xw, bhn, hp, cp);
-#endif
     // Padded units stay zero, since h_next feeds the next step's products.
     const vf h = keep_n(select(on, s.h, hp), n);
     store(h_next + b * Hp + u, h);
-#ifndef EXP_NOSTORE
-#ifdef EXP_STREAM
-    stream_n(hs + row, h, n);
-#else
     store_n(hs + row, h, n);
-#endif
-#endif
     if (C == Cell::LSTM) {
       const vf c = select(on, s.c, cp);
       store(&cbuf[b * Hp + u], c);
-#ifndef EXP_NOSTORE
-#ifdef EXP_STREAM
-      if (save) stream_n(cs + row, c, n);
-#else
       if (save) store_n(cs + row, c, n);
-#endif
-#endif
     }
-#ifdef EXP_NOSTORE
-    if (false) {
-#else
     if (save && C != Cell::RNN) {
-#endif
       float* out = saved + (t * B + b) * 4 * H + u;
-#ifdef EXP_STREAM
-      for (int g = 0; g < 4; ++g) stream_n(out + g * H, s.saved[g], n);
-#else
       for (int g = 0; g < 4; ++g) store_n(out + g * H, s.saved[g], n);
-#endif
     }
   }
 };

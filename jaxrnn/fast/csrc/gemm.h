@@ -21,6 +21,34 @@
 
 namespace jaxrnn {
 
+// The caches of the CPU the kernels run on, read once at load, and the
+// blocking derived from them.
+struct Tiling {
+  int64_t l1, l2;  // bytes of data cache per core
+  // The contraction slice for a row block of MR rows: its slice of A
+  // (MR * kc floats) takes at most a quarter of the L1 cache.
+  int64_t kc(int mr) const {
+    int64_t k = l1 / 4 / (4 * mr) / 16 * 16;
+    return std::max<int64_t>(64, k);
+  }
+  // The contraction slice of gemm_sum for panels of nv vectors: the
+  // panel's slice (kc rows of nv vectors) takes at most half the L1 cache.
+  int64_t kc_sum(int nv) const {
+    int64_t k = l1 / 2 / (4 * VW * nv) / 16 * 16;
+    return std::max<int64_t>(16, k);
+  }
+  // The time steps of a chunk whose per-step buffers of `bytes_per_step`
+  // take about a quarter of the L2 cache, and whose rows (steps x batch)
+  // are at least 64 for the chunk's matmuls to run at speed.
+  int64_t chunk_steps(int64_t bytes_per_step, int64_t batch, int64_t steps) const {
+    int64_t c = std::max<int64_t>(1, l2 / 4 / std::max<int64_t>(1, bytes_per_step));
+    c = std::max(c, ceil_div(64, std::max<int64_t>(1, batch)));
+    return std::max<int64_t>(1, std::min(c, steps));
+  }
+};
+
+const Tiling& tiling();
+
 // The panels of one operand.
 template <int NV>
 struct Panels {
@@ -133,13 +161,48 @@ void gemm(int64_t r, int64_t rows, int64_t lda, const Seg* segs, int nseg,
   }
 }
 
-// The same with the largest row block for NV.
+// One panel p against rows [r, rows), in blocks of MR: the whole
+// contraction (every segment) into the accumulators at once, so that the
+// panel is read from the caches once per row block and from memory once.
+template <int NV, int MR, bool TA, class C0, class Epi>
+void panel_rows(int64_t r, int64_t rows, int64_t lda, const Seg* segs, int nseg,
+                const Panels<NV>& w, int64_t p, const C0& c0, const Epi& epi) {
+  for (; r + MR <= rows; r += MR) {
+    const float* start = c0(p, r);
+    vf acc[MR][NV];
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 16
+      for (int v = 0; v < NV; ++v) acc[i][v] = start ? load(start + (i * NV + v) * VW) : vf{};
+    for (int s = 0; s < nseg; ++s)
+      block<MR, NV, TA>(TA ? segs[s].a + r : segs[s].a + r * lda, lda,
+                        w.at(p, segs[s].w_row), w.ldk, w.off, segs[s].len, acc);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) epi(p, r + i, acc[i]);
+  }
+  constexpr int NEXT = MR > 4 ? 4 : MR / 2;
+  if constexpr (NEXT >= 1) {
+    if (r < rows) panel_rows<NV, NEXT, TA>(r, rows, lda, segs, nseg, w, p, c0, epi);
+  }
+}
+
+// The product with the largest row block for NV, in the order that reads
+// the least: panel by panel (each panel read once, A once per panel) where
+// A's rows fit in half the L2 cache, else row block by row block (A's
+// slice read once, the panels once per row block).
 template <int NV, bool TA, class C0, class Epi>
 void gemm(int64_t r, int64_t rows, int64_t lda, const Seg* segs, int nseg,
           const Panels<NV>& w, int64_t p0, int64_t p1, int64_t kc, float* part,
           const C0& c0, const Epi& epi) {
-  gemm<NV, rows_per_block<NV>(), TA>(r, rows, lda, segs, nseg, w, p0, p1, kc, part,
-                                     c0, epi);
+  constexpr int MR = rows_per_block<NV>();
+  int64_t k_len = 0;
+  for (int s = 0; s < nseg; ++s) k_len += segs[s].len;
+  if ((rows - r) * k_len * 4 <= tiling().l2 / 2) {
+    for (int64_t p = p0; p < p1; ++p)
+      panel_rows<NV, MR, TA>(r, rows, lda, segs, nseg, w, p, c0, epi);
+    return;
+  }
+  gemm<NV, MR, TA>(r, rows, lda, segs, nseg, w, p0, p1, kc, part, c0, epi);
 }
 
 // Sums into C in place, for products that contract over a long K, such as
@@ -195,32 +258,5 @@ int64_t part_size(int64_t p0, int64_t p1) {
   return std::max<int64_t>(1, (p1 - p0) * rows_per_block<NV>() * NV * VW);
 }
 
-// The caches of the CPU the kernels run on, read once at load, and the
-// blocking derived from them.
-struct Tiling {
-  int64_t l1, l2;  // bytes of data cache per core
-  // The contraction slice for a row block of MR rows: its slice of A
-  // (MR * kc floats) takes at most a quarter of the L1 cache.
-  int64_t kc(int mr) const {
-    int64_t k = l1 / 4 / (4 * mr) / 16 * 16;
-    return std::max<int64_t>(64, k);
-  }
-  // The contraction slice of gemm_sum for panels of nv vectors: the
-  // panel's slice (kc rows of nv vectors) takes at most half the L1 cache.
-  int64_t kc_sum(int nv) const {
-    int64_t k = l1 / 2 / (4 * VW * nv) / 16 * 16;
-    return std::max<int64_t>(16, k);
-  }
-  // The time steps of a chunk whose per-step buffers of `bytes_per_step`
-  // take about a quarter of the L2 cache, and whose rows (steps x batch)
-  // are at least 64 for the chunk's matmuls to run at speed.
-  int64_t chunk_steps(int64_t bytes_per_step, int64_t batch, int64_t steps) const {
-    int64_t c = std::max<int64_t>(1, l2 / 4 / std::max<int64_t>(1, bytes_per_step));
-    c = std::max(c, ceil_div(64, std::max<int64_t>(1, batch)));
-    return std::max<int64_t>(1, std::min(c, steps));
-  }
-};
-
-const Tiling& tiling();
 
 }  // namespace jaxrnn

@@ -25,9 +25,4 @@ inline __attribute__((always_inline)) vf reciprocal(vf d) {
   return r * (2.0f - d * r);
 }
 
-// A non-temporal store of a vector to p, aligned to a vector.
-inline __attribute__((always_inline)) void stream_aligned(float* p, vf v) {
-  _mm256_stream_ps(p, (__m256)v);
-}
-
 }  // namespace jaxrnn

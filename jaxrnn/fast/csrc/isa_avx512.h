@@ -27,9 +27,4 @@ inline __attribute__((always_inline)) vf reciprocal(vf d) {
   return r * (2.0f - d * r);
 }
 
-// A non-temporal store of a vector to p, aligned to a vector.
-inline __attribute__((always_inline)) void stream_aligned(float* p, vf v) {
-  _mm512_stream_ps(p, (__m512)v);
-}
-
 }  // namespace jaxrnn

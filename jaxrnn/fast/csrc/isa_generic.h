@@ -25,9 +25,4 @@ inline __attribute__((always_inline)) vf splat(float x) { return vf{} + x; }
 
 inline __attribute__((always_inline)) vf reciprocal(vf d) { return 1.0f / d; }
 
-// No non-temporal store here: a plain one.
-inline __attribute__((always_inline)) void stream_aligned(float* p, vf v) {
-  __builtin_memcpy(p, &v, sizeof v);
-}
-
 }  // namespace jaxrnn

@@ -12,8 +12,6 @@
 // those of one isa_*.h, chosen by the compiler flags. Everything is float32.
 // tests/fast/test_cpu.py checks both calls against the reference scan.
 
-#include <cstdio>
-#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -70,9 +68,6 @@ ffi::Error launch(K& k, int64_t threads, int64_t chunk, int64_t k_slice) {
     return ffi::Error(ffi::ErrorCode::kResourceExhausted,
                       "jaxrnn cpu kernel: out of memory for the workspace");
   governor().report(used, now_ns() - start, waited, expected);
-  if (getenv("JAXRNN_DEBUG"))
-    fprintf(stderr, "[jaxrnn] threads %d elapsed %.2f ms waited %.2f ms expected %.3f cap %d\n",
-            used, (now_ns() - start) / 1e6, waited / 1e6, expected, governor().cap());
   return ffi::Error::Success();
 }
 

@@ -158,46 +158,69 @@ bool parallel(int threads, F&& fn) {
 
 // How many threads calls take when other processes compete for the cores.
 // A call reports how long its threads waited at the barriers beyond what
-// its own split of the work explains; where that passes a quarter of the
-// threads' time, a partner kept losing its CPU, and later calls take fewer
-// threads (a quarter fewer, at least one). Every PROBE_NS the cap rises by
-// one thread, so that calls take the cores back once they are free.
+// its own split of the work explains. On an idle machine that excess is a
+// few percent to about 18% of the threads' time (measured on 2-core VMs,
+// where a core's speed wanders); beside one busy process on a 2-core
+// machine it is about 40%, every call: a thread keeps losing its core, and
+// its partners wait for it. After STRIKES calls in a row above LIMIT,
+// later calls take a quarter fewer threads (at least one fewer). A probe
+// then gives back one thread every `interval`: if the contention is still
+// there, the cap falls again and the interval doubles (up to MAX_NS), so
+// that a long-running competitor costs a few slow calls a minute; once
+// calls run clean, the interval returns to PROBE_NS.
 class Governor {
  public:
-  static constexpr int64_t PROBE_NS = 2'000'000'000;
+  static constexpr double LIMIT = 0.3;
+  static constexpr int STRIKES = 3;
+  static constexpr int64_t PROBE_NS = 2'000'000'000, MAX_NS = 64'000'000'000;
+
   int limit(int requested) {
     if (off_) return requested;
-    int c = cap_.load(std::memory_order_relaxed);
-    if (c < requested && now_ns() - since_.load(std::memory_order_relaxed) > PROBE_NS) {
-      c += 1;
-      cap_.store(c, std::memory_order_relaxed);
-      since_.store(now_ns(), std::memory_order_relaxed);
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (cap_ < requested && now_ns() - since_ > interval_) {
+      cap_ += 1;
+      since_ = now_ns();
+      probing_ = true;
     }
-    return std::max(1, std::min(requested, c));
+    return std::max(1, std::min(requested, cap_));
   }
   // `waited`: the threads' waits together; `expected`: the part of them that
   // the split explains, as a fraction of threads x elapsed.
   void report(int threads, int64_t elapsed_ns, int64_t waited, double expected) {
-    if (threads < 2 || elapsed_ns < 1'000'000) return;
-    double excess = double(waited) / (double(threads) * elapsed_ns) - expected;
-    if (excess > 0.25) {
-      cap_.store(std::max(1, threads - std::max(1, threads / 4)),
-                 std::memory_order_relaxed);
-      since_.store(now_ns(), std::memory_order_relaxed);
-      contended_.fetch_add(1, std::memory_order_relaxed);
+    if (off_ || threads < 2 || elapsed_ns < 1'000'000) return;
+    const double excess = double(waited) / (double(threads) * elapsed_ns) - expected;
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (excess <= LIMIT) {
+      strikes_ = 0;
+      if (probing_ && now_ns() - since_ > interval_ / 2) probing_ = false, interval_ = PROBE_NS;
+      return;
     }
+    if (++strikes_ < STRIKES) return;
+    strikes_ = 0;
+    cap_ = std::max(1, threads - std::max(1, threads / 4));
+    interval_ = probing_ ? std::min(2 * interval_, MAX_NS) : PROBE_NS;
+    probing_ = false;
+    since_ = now_ns();
+    contended_ += 1;
   }
-  int cap() const { return cap_.load(std::memory_order_relaxed); }
-  int64_t contended() const { return contended_.load(std::memory_order_relaxed); }
+  int cap() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return cap_;
+  }
+  int64_t contended() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return contended_;
+  }
 
  private:
   const bool off_ = [] {
     const char* v = std::getenv("JAXRNN_ADAPT_THREADS");
     return v && v[0] == '0';
   }();
-  std::atomic<int> cap_{INT_MAX};
-  std::atomic<int64_t> since_{0};
-  std::atomic<int64_t> contended_{0};
+  std::mutex mutex_;
+  int cap_ = INT_MAX, strikes_ = 0;
+  bool probing_ = false;
+  int64_t since_ = 0, interval_ = PROBE_NS, contended_ = 0;
 };
 
 Governor& governor();

@@ -35,28 +35,6 @@ INLINE void store_n(float* p, vf v, int n) {
   if (n == VW) return store(p, v);
   std::memcpy(p, &v, sizeof(float) * n);
 }
-// A store that bypasses the caches where p is aligned to a vector (a
-// non-temporal store: no read of the line first), for outputs that are
-// not read again in this call; else a plain store. A thread that streams
-// must call stream_fence() before others read what it wrote.
-INLINE void stream(float* p, vf v) {
-  if ((reinterpret_cast<uintptr_t>(p) & (sizeof(vf) - 1)) == 0)
-    stream_aligned(p, v);
-  else
-    store(p, v);
-}
-INLINE void stream_n(float* p, vf v, int n) {
-  if (n == VW) return stream(p, v);
-  std::memcpy(p, &v, sizeof(float) * n);
-}
-inline void stream_fence() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_sfence();
-#else
-  __atomic_thread_fence(__ATOMIC_SEQ_CST);
-#endif
-}
-
 // v with lanes n.. set to zero.
 INLINE vf keep_n(vf v, int n) {
   if (n == VW) return v;
