@@ -260,6 +260,12 @@ def _run_flags(p: argparse.ArgumentParser, cells_nargs: str | None) -> None:
         ("--activation", _config.ACTIVATIONS, "g1 of the Elman RNN"),
         ("--impl", _config.IMPLS, "apply_layer's impl"),
         ("--optimizer", _config.OPTIMIZERS, "the optax optimizer"),
+        (
+            "--schedule",
+            _config.SCHEDULES,
+            "the learning rate: constant, or a "
+            "warm-up over 2%% of the steps and a cosine decay to zero",
+        ),
     ):
         name = flag[2:]
         p.add_argument(

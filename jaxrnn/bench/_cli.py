@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import pathlib
+import subprocess
 import sys
 from typing import Sequence
 
@@ -45,6 +47,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--repeats", type=int, default=10, help="timed rounds per measure (default 10)"
     )
     parser.add_argument(
+        "--busy",
+        type=int,
+        default=0,
+        metavar="N",
+        help="time beside N competing processes, each a busy loop on one core "
+        "(default 0: an idle machine); --save then writes bench_busyN.*",
+    )
+    parser.add_argument(
         "--save",
         action="store_true",
         help="append the JSON lines to RESULTS/<machine>/bench.jsonl and write "
@@ -63,7 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="JSONL",
         default=None,
         help="time nothing: print the tables of the last run in this results "
-        "file, and with --save rewrite bench.md and bench.png beside it",
+        "file, and with --save rewrite its .md and .png beside it",
     )
 
 
@@ -88,9 +98,31 @@ def _report_only(args: argparse.Namespace) -> int:
     lines = latest_run(lines)
     print(markdown(lines))
     if args.save:
-        (path.parent / "bench.md").write_text(markdown(lines))
-        chart(lines, path.parent / "bench.png")
+        (path.parent / f"{path.stem}.md").write_text(markdown(lines))
+        chart(lines, path.parent / f"{path.stem}.png")
     return 0
+
+
+@contextlib.contextmanager
+def _busy(count: int):
+    """`count` processes that spin on a core each until the block ends."""
+    loops = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        for _ in range(count)
+    ]
+    try:
+        yield loops
+    finally:
+        for loop in loops:
+            loop.kill()
+            loop.wait()
+
+
+def _basename(grid: str, busy: int) -> str:
+    """The results' file name: bench for the cpu, gpu and smoke grids, the
+    grid's name for the others; _busyN beside N competing processes."""
+    name = "bench" if grid in ("cpu", "gpu", "smoke") else grid
+    return f"{name}_busy{busy}" if busy else name
 
 
 def execute(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -99,6 +131,8 @@ def execute(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return _report_only(args)
     if args.repeats < 1:
         parser.error(f"--repeats must be >= 1, got {args.repeats}")
+    if args.busy < 0:
+        parser.error(f"--busy must be >= 0, got {args.busy}")
     keys = _split(parser, args.impls, KEYS, "impls")
     cells = _split(parser, args.cells, ("lstm", "gru", "rnn"), "cells")
     measures = _split(parser, args.measures, MEASURES, "measures")
@@ -118,7 +152,11 @@ def execute(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         if not os.access(folder, os.W_OK):
             print(f"jaxrnn bench: cannot write results to {folder}", file=sys.stderr)
             return 2
-    lines = run(problems, keys, repeats=args.repeats, measures=measures)
+    with _busy(args.busy):
+        lines = run(problems, keys, repeats=args.repeats, measures=measures)
+    for line in lines:
+        line["busy"] = args.busy
+    name = _basename(grid, args.busy)
     if args.json:
         for line in lines:
             print(json.dumps(line))
@@ -126,14 +164,14 @@ def execute(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         print(markdown(lines))
     if args.save:
         path = save(
-            lines, lines[0] if lines else environment(), "bench.jsonl", args.results
+            lines, lines[0] if lines else environment(), f"{name}.jsonl", args.results
         )
-        (path.parent / "bench.md").write_text(markdown(lines))
-        if chart(lines, path.parent / "bench.png"):
-            print(f"wrote {path.parent / 'bench.md'} and bench.png", file=sys.stderr)
+        (path.parent / f"{name}.md").write_text(markdown(lines))
+        if chart(lines, path.parent / f"{name}.png"):
+            print(f"wrote {path.parent / name}.md and {name}.png", file=sys.stderr)
         else:
             print(
-                f"wrote {path.parent / 'bench.md'} (no chart: matplotlib is "
+                f"wrote {path.parent / name}.md (no chart: matplotlib is "
                 "not installed)",
                 file=sys.stderr,
             )

@@ -38,6 +38,9 @@ class Impl(NamedTuple):
         cells: the cells it has.
         missing: a function returning why it cannot run here ("" if it can).
         build: `build(layer_params, xs, targets) -> runner`.
+        stacks: whether it runs stacked and bidirectional layers as one
+            module (jaxrnn's layer and PyTorch's do; the others are timed
+            on one layer, one direction).
     """
 
     key: str
@@ -46,6 +49,7 @@ class Impl(NamedTuple):
     cells: tuple[str, ...]
     missing: Callable[[], str]
     build: Callable[..., Any]
+    stacks: bool = False
 
 
 def _needs(*modules: str) -> Callable[[], str]:
@@ -277,6 +281,7 @@ def _registry() -> list[Impl]:
             ("lstm", "gru", "rnn"),
             lambda: "",
             _jaxrnn("fused"),
+            stacks=True,
         ),
         Impl(
             "jaxrnn-cpu",
@@ -285,6 +290,7 @@ def _registry() -> list[Impl]:
             ("lstm", "gru", "rnn"),
             _cpu_kernels,
             _jaxrnn("cpu"),
+            stacks=True,
         ),
         Impl(
             "jaxrnn-scan",
@@ -293,6 +299,7 @@ def _registry() -> list[Impl]:
             ("lstm", "gru", "rnn"),
             lambda: "",
             _jaxrnn("scan"),
+            stacks=True,
         ),
         Impl(
             "jaxrnn-pallas",
@@ -301,6 +308,7 @@ def _registry() -> list[Impl]:
             ("lstm", "gru", "rnn"),
             _compiled_pallas,
             _jaxrnn("pallas"),
+            stacks=True,
         ),
     ]
     for api, build in (("linen", _flax_linen), ("nnx", _flax_nnx)):
@@ -358,6 +366,7 @@ def _registry() -> list[Impl]:
             ("lstm", "gru", "rnn"),
             torch,
             torch_runner("float32"),
+            stacks=True,
         ),
         Impl(
             "torch",

@@ -6,11 +6,13 @@ import os
 from collections import defaultdict
 
 FUSED = "jaxrnn fused"
+CPU = "jaxrnn cpu"
 COLUMNS = """Columns: "cell" is each library's plain class for the cell (LSTMCell,
 GRUCell, SimpleCell), "Optimized" is Flax's OptimizedLSTMCell, "torch" is
 torch.nn.LSTM / GRU / RNN in float32 (oneDNN on a CPU, cuDNN on a GPU), "jax
-cuDNN" is jax.experimental.rnn. Every ratio is a time over a time: below 1
-the fused path is faster."""
+cuDNN" is jax.experimental.rnn. "jaxrnn" in a ratio is what impl="auto" runs:
+the compiled CPU kernels where they were timed, else the fused path. Every
+ratio is a time over a time: below 1 jaxrnn is faster."""
 
 
 def latest_run(lines: list[dict]) -> list[dict]:
@@ -35,13 +37,21 @@ def latest_run(lines: list[dict]) -> list[dict]:
 
 
 def _problems(lines: list[dict]) -> dict:
-    """{(cell, B, T, D, H): {column: line}} per measure, in first-seen order."""
+    """{(cell, B, T, D, H, stack): {column: line}} per measure, in first-seen
+    order; stack is "" for one layer in one direction, else e.g. "2 bi"."""
     table: dict = defaultdict(lambda: defaultdict(dict))
     for line in lines:
         if line.get("status") == "ok":
-            key = (line["cell"], line["B"], line["T"], line["D"], line["H"])
+            layers, bi = line.get("layers", 1), line.get("bidirectional", False)
+            stack = "" if layers == 1 and not bi else f"{layers}{' bi' if bi else ''}"
+            key = (line["cell"], line["B"], line["T"], line["D"], line["H"], stack)
             table[line["measure"]][key][line.get("column", line["impl"])] = line
     return table
+
+
+def _ours(row: dict) -> dict | None:
+    """What impl="auto" ran: the CPU kernels where timed, else fused."""
+    return row.get(CPU) or row.get(FUSED)
 
 
 def _torch(row: dict) -> dict | None:
@@ -72,30 +82,34 @@ def header(lines: list[dict]) -> str:
 
 def table(lines: list[dict], measure: str) -> str:
     """One row per problem, one column per implementation (median ms), and
-    the fused path's ratios to PyTorch fp32, to the best Flax cell and to the
-    jaxrnn reference."""
+    jaxrnn's ratios (what impl="auto" ran) to PyTorch fp32, to the best Flax
+    cell and to the jaxrnn reference, and the kernels' to the fused path."""
     rows = _problems(lines).get(measure, {})
     if not rows:
         return ""
     impls = list(dict.fromkeys(name for row in rows.values() for name in row))
+    stacks = any(k[5] for k in rows)
     head = ["cell", "B", "T", "D=H" if all(k[3] == k[4] for k in rows) else "D, H"]
-    head += impls + ["fused / torch", "fused / best flax", "fused / scan"]
+    head += ["layers"] if stacks else []
+    head += impls
+    head += ["jaxrnn / torch", "jaxrnn / best flax", "jaxrnn / scan", "cpu / fused"]
     out = [
         f"**{measure}**: median ms over repeats ({header(lines)})",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
     ]
-    for (cell, b, t, d, h), row in rows.items():
+    for (cell, b, t, d, h, stack), row in rows.items():
         size = str(h) if d == h else f"{d}, {h}"
-        cells = [cell, str(b), str(t), size]
+        cells = [cell, str(b), str(t), size] + ([stack or "1"] if stacks else [])
         cells += [f"{row[n]['median_ms']:.1f}" if n in row else "–" for n in impls]
-        fused = row.get(FUSED)
+        ours = _ours(row)
         best = _best_flax(row)
         cells += [
-            _ratio(fused, _torch(row)),
-            _ratio(fused, best[1] if best else None),
-            _ratio(fused, row.get("jaxrnn scan")),
+            _ratio(ours, _torch(row)),
+            _ratio(ours, best[1] if best else None),
+            _ratio(ours, row.get("jaxrnn scan")),
+            _ratio(row.get(CPU), row.get(FUSED)),
         ]
         out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out)
@@ -117,9 +131,10 @@ def compile_table(lines: list[dict], measure: str = "train_step") -> str:
         "| cell | B | T | H | " + " | ".join(impls) + " |",
         "|" + "---|" * (4 + len(impls)),
     ]
-    for (cell, b, t, _, h), row in rows.items():
+    for (cell, b, t, _, h, stack), row in rows.items():
         vals = [f"{row[n]['compile_s']:.2f}" if n in row else "–" for n in impls]
-        out.append(f"| {cell} | {b} | {t} | {h} | " + " | ".join(vals) + " |")
+        size = f"{h} ({stack})" if stack else str(h)
+        out.append(f"| {cell} | {b} | {t} | {size} | " + " | ".join(vals) + " |")
     return "\n".join(out)
 
 
@@ -176,7 +191,7 @@ def chart(lines: list[dict], path: str | os.PathLike) -> bool:
     for ax, measure in zip(axes[0], measures):
         ticks, labels = [], []
         y = 0.0
-        for (cell, b, t, _, h), row in problems[measure].items():
+        for (cell, b, t, _, h, stack), row in problems[measure].items():
             base = _torch(row) or row.get(FUSED)
             if base is None:
                 continue
@@ -187,7 +202,8 @@ def chart(lines: list[dict], path: str | os.PathLike) -> bool:
                     ax.barh(y, ratio, height=0.8, color=colors[column])
                     y += 1
             ticks.append((start + y - 1) / 2)
-            labels.append(f"{cell}\nB={b} T={t}\nH={h}")
+            stacked = f" {stack}" if stack else ""
+            labels.append(f"{cell}\nB={b} T={t}\nH={h}{stacked}")
             y += 1.0
         ax.set_yticks(ticks, labels, fontsize=7)
         ax.invert_yaxis()

@@ -26,7 +26,8 @@ TOLERANCE = {"float32": 1e-3, "bfloat16": 0.1, "float16": 0.05}
 
 
 def problem_data(problem: Problem, seed: int = 0):
-    """The layer (init="torch"), inputs [B, T, D] and targets [B, T, H].
+    """The layer (init="torch"), inputs [B, T, D] and targets [B, T, H]
+    (2H for a bidirectional layer).
 
     The GRU's b_hn is set to zero so that flax.nnx's GRUCell, which has no
     such bias, computes the same function as the others.
@@ -34,15 +35,23 @@ def problem_data(problem: Problem, seed: int = 0):
     key = jax.random.key(seed)
     k_layer, k_x, k_y = jax.random.split(key, 3)
     layer = jaxrnn.init_layer(
-        k_layer, problem.cell, problem.features, problem.hidden, init="torch"
+        k_layer,
+        problem.cell,
+        problem.features,
+        problem.hidden,
+        init="torch",
+        num_layers=problem.num_layers,
+        bidirectional=problem.bidirectional,
     )
     if problem.cell == "gru":
-        cell = layer.cells[0][0]
-        cell = cell._replace(b_hn=jnp.zeros_like(cell.b_hn))
-        layer = dataclasses.replace(layer, cells=((cell,),))
+        cells = tuple(
+            tuple(c._replace(b_hn=jnp.zeros_like(c.b_hn)) for c in directions)
+            for directions in layer.cells
+        )
+        layer = dataclasses.replace(layer, cells=cells)
     shape = (problem.batch, problem.seq_len)
     xs = jax.random.normal(k_x, (*shape, problem.features))
-    targets = jax.random.normal(k_y, (*shape, problem.hidden))
+    targets = jax.random.normal(k_y, (*shape, problem.directions * problem.hidden))
     return layer, xs, targets
 
 
@@ -108,6 +117,8 @@ def run(
             "T": problem.seq_len,
             "D": problem.features,
             "H": problem.hidden,
+            "layers": problem.num_layers,
+            "bidirectional": problem.bidirectional,
             "source": problem.source,
         }
         runners = {}
@@ -116,6 +127,8 @@ def run(
             dtype = _dtype_of(name)
             head = {**base, "impl": name, "column": impl.column, "dtype": dtype}
             why = impl.missing()
+            if problem.stacked and not impl.stacks:
+                why = "one layer, one direction only in the harness"
             if why:
                 progress(f"   {name}: skipped ({why})")
                 lines.append({**head, "status": "skipped", "reason": why})

@@ -15,6 +15,7 @@ CELLS = tuple(name for name in _cells.CELLS if name != "proj_lstm")
 ACTIVATIONS = ("tanh", "relu", "sigmoid")
 IMPLS = _dispatch.IMPLS  # apply_layer's
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
+SCHEDULES = ("constant", "cosine")
 TASKS = tuple(_registry.TASKS)
 
 
@@ -46,6 +47,9 @@ class RunConfig:
             1000, sunspots 600, nile 300, co2 1000, chars 2000), exactly.
         optimizer: "adam", "sgd" or "rmsprop" (optax's, with their defaults).
         learning_rate: the optimizer's (1e-2 adding, 2e-3 chars, else 3e-3).
+        schedule: the learning rate over the run: "constant", or "cosine"
+            (a linear warm-up over the first 2% of the steps, then a cosine
+            decay to zero at the last step).
         clip_norm: the `optax.clip_by_global_norm` threshold, or None for no
             clipping.
         clip_value: per-entry clipping, or None.
@@ -76,6 +80,7 @@ class RunConfig:
     steps: int | None = None
     optimizer: str = "adam"
     learning_rate: float | None = None
+    schedule: str = "constant"
     clip_norm: float | None = 1.0
     clip_value: float | None = None
     seed: int = 0
@@ -95,6 +100,7 @@ class RunConfig:
             ("activation", ACTIVATIONS),
             ("impl", IMPLS),
             ("optimizer", OPTIMIZERS),
+            ("schedule", SCHEDULES),
         ):
             if getattr(self, name) not in options:
                 fail(name, f"one of {', '.join(options)}", getattr(self, name))

@@ -36,8 +36,13 @@ def build(config: RunConfig):
         eval_size=config.eval_size,
     )
     model = init_model(jax.random.key(config.seed), config, task)
+    learning_rate = config.learning_rate
+    if config.schedule == "cosine":
+        learning_rate = optax.warmup_cosine_decay_schedule(
+            0.0, config.learning_rate, max(1, config.steps // 50), config.steps
+        )
     optimizer = _train.make_optimizer(
-        config.learning_rate,
+        learning_rate,
         max_norm=config.clip_norm,
         clip_value=config.clip_value,
         optimizer=getattr(optax, config.optimizer),

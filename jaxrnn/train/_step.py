@@ -18,7 +18,7 @@ from jaxrnn.diagnostics._grads import global_norm as global_norm
 
 
 def make_optimizer(
-    learning_rate: float = 1e-3,
+    learning_rate: float | optax.Schedule = 1e-3,
     *,
     max_norm: float | None = 1.0,
     clip_value: float | None = None,
@@ -41,7 +41,9 @@ def make_optimizer(
     clip_value] and can change the direction.
 
     Args:
-        learning_rate: the optimizer's step size (> 0).
+        learning_rate: the optimizer's step size (> 0), or an optax schedule
+            (a function of the step count, such as
+            `optax.warmup_cosine_decay_schedule(...)`).
         max_norm: the global-norm threshold, or None for no norm clipping.
             Default 1.0.
         clip_value: the per-entry threshold, or None (the default) for none.
@@ -63,7 +65,8 @@ def make_optimizer(
         [-0.06, -0.08]
     """
     fn = "make_optimizer"
-    learning_rate = _checks.positive_float(fn, "learning_rate", learning_rate)
+    if not callable(learning_rate):
+        learning_rate = _checks.positive_float(fn, "learning_rate", learning_rate)
     chain = []
     if max_norm is not None:
         chain.append(

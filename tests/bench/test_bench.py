@@ -15,6 +15,7 @@ import pytest
 
 import jaxrnn
 from jaxrnn import _cli, bench
+from jaxrnn.bench import _cli as _bench_cli
 from jaxrnn.bench import _impls, _report, _run
 
 # Optax's Adam and the peers' own code need standard promotion rules.
@@ -106,11 +107,45 @@ def test_tables_and_chart(tmp_path):
     )
     text = _report.markdown(lines)
     assert "**train_step**" in text and "**forward**" in text
-    assert "| lstm | 2 | 5 | 4 |" in text and "fused / scan" in text
+    assert "| lstm | 2 | 5 | 4 |" in text and "jaxrnn / scan" in text
     assert "| gru | 3 | 4 | 2, 4 |" in text
     pytest.importorskip("matplotlib")
     assert _report.chart(lines, tmp_path / "chart.png")
     assert (tmp_path / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_stack_runs_where_an_implementation_has_stacks():
+    """A 2-layer bidirectional problem: jaxrnn's layer runs it (checked
+    against the reference like any other), a one-cell library is skipped
+    with the reason, and the table says how many layers."""
+    stack = bench.Problem("gru", 2, 4, 3, num_layers=2, bidirectional=True)
+    lines = _run.run(
+        [stack], ["jaxrnn-fused", "flax-linen"], repeats=1, progress=lambda _: None
+    )
+    status = {line["impl"]: line["status"] for line in lines}
+    assert status["jaxrnn (fused)"] == "ok"
+    skipped = [line for line in lines if line["status"] == "skipped"]
+    assert skipped and all("one layer" in line["reason"] for line in skipped)
+    assert "| gru | 2 | 4 | 3 | 2 bi |" in _report.markdown(lines)
+
+
+def test_the_flops_of_a_stack_count_every_layer_and_direction():
+    one = bench.Problem("lstm", 8, 10, 16, input_size=4)
+    # forward: 2 B T G H (D + H) per layer and direction; layer 2 reads 2H.
+    assert one.flops("forward") == 2 * 8 * 10 * 4 * 16 * (4 + 16)
+    stack = one._replace(num_layers=2, bidirectional=True)
+    per_step = 2 * 8 * 10 * 4 * 16
+    want = 2 * per_step * ((4 + 16) + (2 * 16 + 16))
+    assert stack.flops("forward") == want
+    assert stack.flops("train_step") == 3 * want
+
+
+def test_busy_processes_start_and_stop():
+    with _bench_cli._busy(2) as loops:
+        assert len(loops) == 2 and all(loop.poll() is None for loop in loops)
+    assert all(loop.poll() is not None for loop in loops)
+    assert _bench_cli._basename("cpu", 1) == "bench_busy1"
+    assert _bench_cli._basename("sweep", 0) == "sweep"
 
 
 def test_jaxrnn_bench_command_saves_results(tmp_path, capsys, monkeypatch):

@@ -7,6 +7,7 @@ import os
 import shutil
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -197,6 +198,7 @@ def test_compare_trains_each_cell_with_the_same_budget(tmp_path):
         ({"learning_rate": float("nan")}, "learning_rate must be a positive finite"),
         ({"seq_len": 1}, "at least 2 for the adding problem"),
         ({"optimizer": "lion"}, "optimizer must be one of adam"),
+        ({"schedule": "linear"}, "schedule must be one of constant, cosine"),
     ],
 )
 def test_bad_configs_are_refused(change, message):
@@ -209,6 +211,30 @@ def test_task_defaults_fill_only_what_was_not_given():
     assert config.hidden_size == 256 and config.seq_len == 64
     assert config.learning_rate == 2e-3 and config.steps == 120  # exactly
     assert runs.RunConfig(task="chars", hidden_size=8).resolved().hidden_size == 8
+
+
+def test_a_cosine_schedule_warms_up_then_decays_to_zero():
+    """--schedule cosine: the learning rate rises over the first 2% of the
+    steps, peaks at --learning-rate, and reaches zero at the last step (an
+    SGD update scales with it exactly)."""
+    config = dataclasses.replace(
+        SMALL,
+        schedule="cosine",
+        optimizer="sgd",
+        steps=100,
+        learning_rate=0.5,
+        clip_norm=None,
+    ).resolved()
+    _, model, optimizer, state = _train.build(config)
+    grads = jax.tree.map(jnp.ones_like, model)
+    sizes = []
+    for _ in range(100):
+        updates, state = optimizer.update(grads, state, model)
+        sizes.append(-float(jax.tree.leaves(updates)[0].ravel()[0]))
+    assert sizes[0] == 0.0 and sizes[1] == pytest.approx(0.25)
+    assert max(sizes) == pytest.approx(0.5) and sizes[2] == pytest.approx(0.5)
+    assert sizes[-1] < 1e-3
+    assert all(a >= b for a, b in zip(sizes[2:], sizes[3:]))  # decays from the peak
 
 
 def test_update_bias_sets_the_gru_z_block_only():
