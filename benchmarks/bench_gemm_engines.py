@@ -7,7 +7,7 @@ Each engine runs the matmul once per step for `steps` steps, as a
 recurrence must (a step cannot start before the last one ends), on one
 thread and on two:
 
-- "jaxrnn microkernel": the kernels' own (jaxrnn/fast/csrc/recurrence.cc),
+- "jaxrnn microkernel": the kernels' own engine (jaxrnn/fast/csrc/gemm.h),
   threads persisting across the steps with one barrier per step;
 - "OpenBLAS": numpy's `@`, OpenBLAS as shipped for NumPy and SciPy
   (scipy-openblas), one call per step, threads set by OPENBLAS_NUM_THREADS;
