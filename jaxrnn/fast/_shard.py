@@ -17,8 +17,9 @@ says what a data-parallel layer is:
                                       data parallelism does
 
 A pass is told how many of the mesh's devices share this host, so that
-the kernels split the host's cores between them. On one device, and inside
-`shard_map`, a pass lowers as it is.
+the kernels split the host's cores between them. Inside `shard_map` a
+pass lowers as it is; where there is one device, or the program is lowered
+for another platform (an abstract mesh), it is not partitioned at all.
 
 Under `jax.vmap` (`custom_vmap`): where no input without a batch axis is
 mapped and no output is a sum over the batch, the mapped members are
@@ -55,7 +56,17 @@ def run(fn: Pass, static: tuple, ins: tuple, outs: tuple, pure: bool, *arrays):
         pure: whether fn is JAX all through (then vmap maps it directly).
         *arrays: the arrays; a [0] placeholder is replicated.
     """
-    return _wrapped(fn, static, ins, outs, pure)(*arrays)
+    return _wrapped(fn, static, ins, outs, pure, _splittable())(*arrays)
+
+
+def _splittable() -> bool:
+    """Whether the program being traced can run on more than one device:
+    there are several, and it is not being lowered for a platform that has
+    none here (an abstract mesh naming its device, which
+    `custom_partitioning` cannot lower for)."""
+    if jax.device_count() < 2:
+        return False
+    return getattr(jax.sharding.get_abstract_mesh(), "abstract_device", None) is None
 
 
 def _dims(shapes, dims):
@@ -109,41 +120,16 @@ def _rule(ins, outs):
 
 
 @functools.cache
-def _wrapped(fn, static, ins, outs, pure):
+def _wrapped(fn, static, ins, outs, pure, splittable):
     def call(devices, *arrays):
         return tuple(fn(*static, devices, *arrays))
 
-    @custom_partitioning
-    def partitioned(*arrays):
-        return call(1, *arrays)
+    if splittable:
+        partitioned = _partitioned(call, ins, outs)
+    else:
 
-    def partition(mesh, arg_shapes, result_shape):
-        axes = _batch_axes(arg_shapes, ins)
-        devices = _on_this_host(mesh)
-
-        def lower(*arrays):
-            results = call(devices, *arrays)
-            if axes is None:
-                return results
-            dims = _dims([r.shape for r in results], outs)
-            return tuple(
-                jax.lax.psum(r, axes) if d is None and r.shape != (0,) else r
-                for r, d, o in zip(results, dims, outs)
-            )
-
-        return (
-            mesh,
-            lower,
-            _shardings(mesh, axes, result_shape, outs),
-            _shardings(mesh, axes, arg_shapes, ins),
-        )
-
-    def infer(mesh, arg_shapes, result_shape):
-        return _shardings(mesh, _batch_axes(arg_shapes, ins), result_shape, outs)
-
-    partitioned.def_partition(
-        partition, infer_sharding_from_operands=infer, sharding_rule=_rule(ins, outs)
-    )
+        def partitioned(*arrays):
+            return call(1, *arrays)
 
     @custom_vmap
     def mapped(*arrays):
@@ -189,6 +175,43 @@ def _wrapped(fn, static, ins, outs, pure):
 
     differentiable.defvjp(forward, backward)
     return differentiable
+
+
+def _partitioned(call, ins, outs):
+    """call(1, *arrays) as a `custom_partitioning` over the batch axis."""
+
+    @custom_partitioning
+    def partitioned(*arrays):
+        return call(1, *arrays)
+
+    def partition(mesh, arg_shapes, result_shape):
+        axes = _batch_axes(arg_shapes, ins)
+        devices = _on_this_host(mesh)
+
+        def lower(*arrays):
+            results = call(devices, *arrays)
+            if axes is None:
+                return results
+            dims = _dims([r.shape for r in results], outs)
+            return tuple(
+                jax.lax.psum(r, axes) if d is None and r.shape != (0,) else r
+                for r, d in zip(results, dims)
+            )
+
+        return (
+            mesh,
+            lower,
+            _shardings(mesh, axes, result_shape, outs),
+            _shardings(mesh, axes, arg_shapes, ins),
+        )
+
+    def infer(mesh, arg_shapes, result_shape):
+        return _shardings(mesh, _batch_axes(arg_shapes, ins), result_shape, outs)
+
+    partitioned.def_partition(
+        partition, infer_sharding_from_operands=infer, sharding_rule=_rule(ins, outs)
+    )
+    return partitioned
 
 
 def _fold(run, size, batched, arrays, dims, outs):
