@@ -32,13 +32,14 @@ declare -A CMD=(
   [digits-blanks-100-update-2]="jaxrnn compare --task digits --blanks 100 --steps 1600 --cell gru --update-bias 2"
   [sunspots]="jaxrnn compare --task sunspots --seeds 0 1 2 3 4"
   [chars]="jaxrnn train --task chars --hidden-size 512 --steps 3000"
+  [chars-15min]="jaxrnn train --task chars --hidden-size 512 --steps 7000 --learning-rate 3e-3 --schedule cosine --output-dropout 0.35 --eval-every 500"
   [clip-sgd-none]="jaxrnn compare --task adding --seq-len 50 --cell rnn --optimizer sgd --learning-rate 0.5 --steps 600 --clip-norm none --seeds 0 1 2 3 4"
   [clip-sgd-1]="jaxrnn compare --task adding --seq-len 50 --cell rnn --optimizer sgd --learning-rate 0.5 --steps 600 --clip-norm 1 --seeds 0 1 2 3 4"
   [clip-adam-none]="jaxrnn compare --task adding --seq-len 50 --cell rnn --activation relu --steps 600 --clip-norm none --seeds 0 1 2 3 4"
   [clip-adam-1]="jaxrnn compare --task adding --seq-len 50 --cell rnn --activation relu --steps 600 --clip-norm 1 --seeds 0 1 2 3 4"
 )
 ORDER=(adding-100 adding-50 adding-20 adding-slow-20 adding-slow-50 adding-slow-100 copy-10 copy-20 copy-50 copy-100 digits digits-blanks-100
-       digits-blanks-100-forget-0 digits-blanks-100-update-1 digits-blanks-100-update-2 sunspots chars clip-sgd-none clip-sgd-1
+       digits-blanks-100-forget-0 digits-blanks-100-update-1 digits-blanks-100-update-2 sunspots chars chars-15min clip-sgd-none clip-sgd-1
        clip-adam-none clip-adam-1)
 names=("$@")
 [ ${#names[@]} -eq 0 ] && names=("${ORDER[@]}")
@@ -53,7 +54,7 @@ for name in "${names[@]}"; do
   } > "$OUT/$name.txt"
   seconds=$(( $(date +%s) - start ))
   echo "wall time: ${seconds} s ($(date -u +%Y-%m-%d), $(nproc) CPUs, $(python -c 'import jax; print("jax", jax.__version__)'))" >> "$OUT/$name.txt"
-  if [ "$name" = chars ]; then
+  if [ "$name" = chars ] || [ "$name" = chars-15min ]; then
     for t in 0.5 0.8 1.0; do
       echo "\$ jaxrnn generate RUN_DIR --length 400 --temperature $t" >> "$OUT/$name.txt"
       jaxrnn generate "$RUNS/$name" --length 400 --temperature "$t" >> "$OUT/$name.txt"

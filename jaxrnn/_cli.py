@@ -238,6 +238,7 @@ def _run_flags(p: argparse.ArgumentParser, cells_nargs: str | None) -> None:
         ("--forget-bias", _number(float), "LSTM forget-gate bias"),
         ("--update-bias", _number(float), "GRU update-gate bias"),
         ("--dropout", _number(float, 0.0), "dropout between layers"),
+        ("--output-dropout", _number(float, 0.0), "dropout before the readout"),
         ("--seq-len", pos_int, "T (the copy task's delay; digits: 8 + --blanks)"),
         ("--horizon", pos_int, "steps forecast at once"),
         ("--blanks", _number(int, 0), "blank steps after each digit"),

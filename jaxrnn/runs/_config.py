@@ -37,6 +37,9 @@ class RunConfig:
             GRU keeping its state (h_t = z h_{t-1} + (1 - z) n_t); ignored
             by other cells.
         dropout: dropout between stacked layers, in training only.
+        output_dropout: dropout on the last layer's outputs, where they
+            enter the readout, in training only (the regulariser that a
+            one-layer model has).
         seq_len: T (adding 100, copy 20, sine 60, sunspots 22, nile 10,
             co2 104, chars 64). The digits are 8 + blanks steps long, which
             the resolved config records.
@@ -73,6 +76,7 @@ class RunConfig:
     forget_bias: float | None = None
     update_bias: float | None = None
     dropout: float = 0.0
+    output_dropout: float = 0.0
     seq_len: int | None = None
     horizon: int = 1
     blanks: int = 0
@@ -122,8 +126,10 @@ class RunConfig:
                 isinstance(value, (int, float)) and math.isfinite(value) and value > 0
             ):
                 fail(name, "a positive finite number or None", value)
-        if not (isinstance(self.dropout, (int, float)) and 0 <= self.dropout < 1):
-            fail("dropout", "in [0, 1)", self.dropout)
+        for name in ("dropout", "output_dropout"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and 0 <= value < 1):
+                fail(name, "in [0, 1)", value)
         for name in ("forget_bias", "update_bias"):
             value = getattr(self, name)
             if value is not None and not (

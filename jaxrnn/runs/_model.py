@@ -73,6 +73,10 @@ def forward(
         return_sequences=not task.many_to_one,
         impl=config.impl,
     )
+    if training and config.output_dropout > 0:
+        rate = config.output_dropout
+        keep = jax.random.bernoulli(jax.random.fold_in(key, 1), 1 - rate, ys.shape)
+        ys = jnp.where(keep, ys / (1 - rate), 0).astype(ys.dtype)
     return jaxrnn.readout(model.head, ys)
 
 

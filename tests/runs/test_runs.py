@@ -199,6 +199,7 @@ def test_compare_trains_each_cell_with_the_same_budget(tmp_path):
         ({"seq_len": 1}, "at least 2 for the adding problem"),
         ({"optimizer": "lion"}, "optimizer must be one of adam"),
         ({"schedule": "linear"}, "schedule must be one of constant, cosine"),
+        ({"output_dropout": -0.1}, r"output_dropout must be in \[0, 1\)"),
     ],
 )
 def test_bad_configs_are_refused(change, message):
@@ -235,6 +236,24 @@ def test_a_cosine_schedule_warms_up_then_decays_to_zero():
     assert max(sizes) == pytest.approx(0.5) and sizes[2] == pytest.approx(0.5)
     assert sizes[-1] < 1e-3
     assert all(a >= b for a, b in zip(sizes[2:], sizes[3:]))  # decays from the peak
+
+
+def test_output_dropout_drops_the_readout_inputs_in_training_only():
+    """--output-dropout: in training, the layer's outputs enter the readout
+    with inverted dropout (a fresh mask per key); in evaluation, not at all."""
+    from jaxrnn.runs import _model
+
+    config = dataclasses.replace(SMALL, output_dropout=0.5).resolved()
+    plain = dataclasses.replace(SMALL).resolved()
+    task, model, _, _ = _train.build(config)
+    xs = task.splits["valid"].xs[:4]
+    run = lambda c, **kw: _model.forward(model, xs, c, task, **kw)  # noqa: E731
+    key = jax.random.key(3)
+    np.testing.assert_array_equal(run(config), run(plain))
+    dropped = run(config, training=True, key=key)
+    assert not np.allclose(dropped, run(plain, training=True, key=key))
+    assert not np.allclose(dropped, run(config, training=True, key=jax.random.key(4)))
+    np.testing.assert_array_equal(dropped, run(config, training=True, key=key))
 
 
 def test_update_bias_sets_the_gru_z_block_only():
