@@ -22,7 +22,7 @@
               small carries and long sequences on parallel hardware
               (docs/parallel.md), so "auto" never picks it.
     "auto"    on a CPU, "cpu" where it runs and `cpu_wins` says it measured
-              faster (the LSTM and the GRU); else "fused" wherever it
+              faster (every cell it has); else "fused" wherever it
               applies; else "scan". The
               Pallas kernels have not been measured on a GPU or a TPU, so
               "auto" does not pick "pallas".
@@ -91,13 +91,14 @@ def _known(options: dict) -> None:
 
 
 def cpu_wins(cell: str, dtype: Any) -> bool:
-    """Where "auto" runs the compiled CPU kernels rather than "fused": the
-    LSTM and the GRU. Measured on the CPU grid (two harness runs, 2026-12-02,
-    benchmarks/README.md), their training step took 0.58x to 0.90x the fused
-    path's at every size but one (the LSTM at B=64, T=100, H=256: 1.06x and
-    1.07x); the Elman RNN's took 0.96x and 1.02x, and its forward pass 1.04x
-    and 1.20x, so it stays on "fused"."""
-    return cell in ("lstm", "gru")
+    """Where "auto" runs the compiled CPU kernels rather than "fused": every
+    cell they have. Measured on the CPU grid (two harness runs, 2026-12-05,
+    2-core Intel Xeon, benchmarks/README.md), their training step took
+    0.50x to 0.72x the fused path's for the LSTM and the GRU, and 0.93x and
+    0.97x for the Elman RNN (0.95x for a wide one, H = 512); their forward
+    pass 0.54x to 0.76x, and 1.07x and 1.00x for the Elman RNN. Beside a
+    competing process they took 0.45x to 0.96x the fused path's time."""
+    return cell in FAST_CELLS
 
 
 def choose(
