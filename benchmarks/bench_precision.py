@@ -1,11 +1,12 @@
 """Drift of reduced precision against float32 over a long sequence.
 
 An LSTM layer (B=16, D=64, H=128, T=1000, default init, N(0, 1) inputs) runs
-three ways: all float32 (the reference); all bfloat16 (params, carries,
+four ways: all float32 (the reference scan); all bfloat16 (params, carries,
 inputs); and the mixed-precision policy `matmul_dtype=jnp.bfloat16` (float32
 params, carries and gate arithmetic, bfloat16 matmul inputs accumulated in
-float32). Reports |output - float32 output| at steps 1, 10, 100 and 1000, and
-the forward-pass time of each.
+float32), on the reference scan and on impl="auto" (the CPU kernels, by the
+path `jaxrnn info` names). Reports |output - float32 output| at steps 1, 10,
+100 and 1000, and the forward-pass time of each.
 
     python benchmarks/bench_precision.py [--save]
 """
@@ -42,24 +43,27 @@ def main(argv=None):
     xs = jax.random.normal(jax.random.key(1), (BATCH, STEPS, INPUT))
     cast = lambda tree, dtype: jax.tree.map(lambda a: a.astype(dtype), tree)
     runs = {
-        "float32": (params, xs, {}),
+        "float32": (params, xs, {"impl": "scan"}),
         "bfloat16 everywhere": (
             cast(params, jnp.bfloat16),
             xs.astype(jnp.bfloat16),
-            {},
+            {"impl": "scan"},
         ),
         "matmul_dtype=bfloat16 (policy)": (
             params,
             xs,
-            {"matmul_dtype": jnp.bfloat16},
+            {"matmul_dtype": jnp.bfloat16, "impl": "scan"},
+        ),
+        "matmul_dtype=bfloat16, impl=auto": (
+            params,
+            xs,
+            {"matmul_dtype": jnp.bfloat16, "impl": "auto"},
         ),
     }
     outputs, lines = {}, []
     for name, (p, x, kwargs) in runs.items():
         forward = jax.jit(
-            lambda p, x, kwargs=kwargs: jaxrnn.apply_layer(p, x, impl="scan", **kwargs)[
-                0
-            ]
+            lambda p, x, kwargs=kwargs: jaxrnn.apply_layer(p, x, **kwargs)[0]
         )
         timing = _timing.time_jitted(forward, p, x, repeats=5)
         outputs[name] = forward(p, x).astype(jnp.float32)

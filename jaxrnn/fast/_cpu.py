@@ -102,9 +102,18 @@ def backward_shapes(name, seq_len, batch, features, hidden, gates, need_x, need_
     ]
 
 
-def forward(name, activation, params, carry, xs, mask, save, devices=1):
+def _bf16(a):
+    """a's values rounded to bfloat16, kept in float32."""
+    return a.astype(jnp.bfloat16).astype(jnp.float32)
+
+
+def forward(name, activation, params, carry, xs, mask, save, devices=1, policy=0):
     """The forward call over xs [T, B, D], time-major, on this process's
-    kernel threads divided among `devices` devices that share the host.
+    kernel threads divided among `devices` devices that share the host;
+    with `policy` 1 or 2 (csrc/gemm_bf16.h's Mm: ROUND, BF16), its
+    products' operands (xs, the weights, h_{t-1}) rounded to bfloat16 and
+    summed in float32 (the mixed-precision policy), by float32 products or
+    by bfloat16 ones.
 
     Returns (hs, cs, saved, h_T, c_T), float32: hs [T, B, H] is h after each
     step (held where the mask is off); cs the LSTM's c likewise and saved the
@@ -117,10 +126,11 @@ def forward(name, activation, params, carry, xs, mask, save, devices=1):
     lstm = name == "lstm"
     f32 = jnp.float32
     b_hn = getattr(params, "b_hn", None)
+    rounded = _bf16 if policy else _f32
     args = (
-        _f32(xs),
-        _f32(params.w_ih),
-        _f32(params.w_hh),
+        rounded(xs),
+        rounded(params.w_ih),
+        rounded(params.w_hh),
         jnp.zeros((gates,), f32) if params.b is None else _f32(params.b),
         (jnp.zeros((hidden,), f32) if b_hn is None else _f32(b_hn))
         if name == "gru"
@@ -131,7 +141,16 @@ def forward(name, activation, params, carry, xs, mask, save, devices=1):
     )
     shapes = forward_shapes(name, seq_len, batch, hidden, save)
     count = max(1, threads() // devices)
-    return call(_FORWARD, shapes, args, name, activation, count, save=bool(save))
+    return call(
+        _FORWARD,
+        shapes,
+        args,
+        name,
+        activation,
+        count,
+        save=bool(save),
+        policy=np.int64(policy),
+    )
 
 
 def backward(
@@ -148,22 +167,26 @@ def backward(
     need_x,
     need_w,
     devices=1,
+    policy=0,
 ):
     """The backward pass: (dx [T, B, D], dw_ih, dw_hh, db, db_hn, dh0, dc0),
     float32, from the forward pass's `saved` and `after` (hs, and the LSTM's
     cs). db_hn is the GRU's (else empty), dc0 the LSTM's; dx is empty unless
     `need_x`, and the weight and bias gradients unless `need_w`, so that the
     kernels skip their work. Where the mask is off, the step's gradients are
-    exactly zero and the carried gradient passes through."""
+    exactly zero and the carried gradient passes through. With `policy`,
+    the products use the operands the forward call rounded (xs and the
+    weights as bfloat16 values), in float32."""
     _require()
     seq_len, batch, features = xs.shape
     gates, hidden = params.w_hh.shape
     lstm = name == "lstm"
     f32 = jnp.float32
+    rounded = _bf16 if policy else _f32
     args = (
-        _f32(xs),
-        _f32(params.w_ih),
-        _f32(params.w_hh),
+        rounded(xs),
+        rounded(params.w_ih),
+        rounded(params.w_hh),
         _f32(saved),
         _f32(after[0]),
         _f32(after[-1]) if lstm else _empty(),
@@ -181,11 +204,11 @@ def backward(
     return call(_BACKWARD, shapes, args, name, activation, count)
 
 
-def forward_pass(name, activation, params, carry, xs, mask, save, devices=1):
+def forward_pass(name, activation, params, carry, xs, mask, save, devices=1, policy=0):
     """The fast path's forward pass (see `_fused.forward_pass`) as one
     kernel call: (final carry, ys), and with `save` (saved, after)."""
     hs, cs, saved, h_t, c_t = forward(
-        name, activation, params, carry, xs, mask, save, devices
+        name, activation, params, carry, xs, mask, save, devices, policy
     )
     lstm = name == "lstm"
     final = tuple(a.astype(xs.dtype) for a in ((h_t, c_t) if lstm else (h_t,)))
@@ -210,6 +233,7 @@ def backward_pass(
     need_x,
     need_w,
     devices=1,
+    policy=0,
 ):
     """The fast path's backward pass as one kernel call: (dcarry0, dxs,
     dw_ih, dw_hh, db, db_hn), in float32, with zeros standing for dx or the
@@ -228,6 +252,7 @@ def backward_pass(
         need_x,
         need_w,
         devices,
+        policy,
     )
     dtype = carry[0].dtype
     dcarry0 = tuple(a.astype(dtype) for a in ((dh0, dc0) if name == "lstm" else (dh0,)))
@@ -248,6 +273,12 @@ def usable(dtype: Any) -> str:
         return f"the {jax.default_backend()} backend (the kernels run on a CPU)"
     state = status()
     return "" if state.available else f"no compiled kernels: {state.reason}"
+
+
+def bf16_native() -> bool:
+    """Whether matmul_dtype=bfloat16 runs the bfloat16 products here (else
+    float32 products of rounded operands): see `_cpu_build.bf16_native`."""
+    return _cpu_build.bf16_native(status())[0]
 
 
 def gemm_seconds(batch: int, hidden: int, gates: int, count: int, steps: int) -> float:

@@ -8,9 +8,11 @@ x86-64, NEON on aarch64), into a cache directory keyed by a hash of the
 sources, the flags, the compiler and jax's version. A later process loads
 the cached library. The flags are fixed, so a build is reproducible, and it
 is written to a temporary name and renamed, so that two processes building
-at once never load half a file. If there is no compiler the kernels are
-unavailable and "auto" runs the fused XLA path; a failed build warns once,
-with the compiler's message, and does the same. `jaxrnn info` says which,
+at once never load half a file; a cached library is checked against its
+digest before it is loaded, and rebuilt where damaged (`_cpu_cache`). If
+there is no compiler the kernels are unavailable and "auto" runs the fused
+XLA path; a failed build warns once, with the compiler's message, and does
+the same. `jaxrnn info` says which,
 and for what CPU and with what blocking the kernels run.
 
 Knobs (environment variables, read when the kernels are first used):
@@ -22,8 +24,13 @@ Knobs (environment variables, read when the kernels are first used):
                            threads waiting (see `docs/fast.md`)
     JAXRNN_CACHE=DIR       the cache (default: $XDG_CACHE_HOME/jaxrnn, else
                            ~/.cache/jaxrnn)
-    JAXRNN_CPU_ISA=NAME    compile for avx512, avx2, sse2 (x86-64) or
-                           generic instead of this machine's best
+    JAXRNN_CPU_BF16=NAME   matmul_dtype=bfloat16 by the bfloat16 products
+                           ("native", AVX512-BF16) or by float32 products of
+                           rounded operands ("round"); default: the faster
+                           in a probe when the kernels load
+    JAXRNN_CPU_ISA=NAME    compile for avx512bf16, avx512, avx2, sse2
+                           (x86-64) or generic instead of this machine's
+                           best (one that it can run)
     JAXRNN_KEEP_MEMORY=0   leave glibc's malloc as it is (by default, when
                            the kernels load, it is asked to keep freed
                            memory for reuse: see `keep_memory`)
@@ -38,16 +45,15 @@ import os
 import platform
 import shutil
 import subprocess
-import tempfile
 import warnings
 from pathlib import Path
 from typing import NamedTuple
 
 import jax
 
-CSRC = Path(__file__).with_name("csrc")
-# The translation units; the headers they include are hashed with them.
-UNITS = ("recurrence.cc", "runtime.cc", "info.cc")
+from jaxrnn.fast import _cpu_cache
+from jaxrnn.fast._cpu_cache import CSRC
+
 _FORWARD, _BACKWARD = "jaxrnn_forward", "jaxrnn_backward"
 
 
@@ -61,15 +67,61 @@ class Status(NamedTuple):
     reason: str  # why they are unavailable ("" when available)
     cpu: str = ""  # the CPU's model name
     blocking: str = ""  # the caches read at load and the blocking they give
+    bf16: bool = False  # whether the build has bfloat16 products (AVX512-BF16)
+    # float32 products' time over bfloat16 products' (0: none), probed at load
+    bf16_speedup: float = 0.0
+    note: str = ""  # what was repaired on the way ("" when nothing was)
 
     def describe(self) -> str:
         """One line for `jaxrnn info`."""
         if self.available:
+            bf16 = f"matmul_dtype=bfloat16 {_bf16_path(self)}"
+            repaired = f" ({self.note})" if self.note else ""
             return (
                 f"compiled ({self.engine}, {self.threads} threads) for "
-                f"{self.cpu or 'this CPU'}; {self.blocking}: {self.path}"
+                f"{self.cpu or 'this CPU'}; {self.blocking}; {bf16}: {self.path}"
+                f"{repaired}"
             )
         return f"not available ({self.reason}); impl='auto' runs the fused XLA path"
+
+
+# The bfloat16 products run the policy where they beat the float32 products
+# of rounded operands by this much in the load-time probe.
+BF16_MARGIN = 1.05
+
+
+def bf16_native(state: Status) -> tuple[bool, str]:
+    """Whether matmul_dtype=bfloat16 runs the bfloat16 products (else the
+    float32 products of rounded operands), and why: $JAXRNN_CPU_BF16
+    ("native" or "round") where set, else the load-time probe.
+
+    Raises:
+        ValueError: JAXRNN_CPU_BF16 is not "native", "round" or empty, or
+            is "native" where the build has no bfloat16 products.
+    """
+    forced = os.environ.get("JAXRNN_CPU_BF16", "").strip()
+    if forced not in ("", "native", "round"):
+        raise ValueError(f"JAXRNN_CPU_BF16 must be 'native' or 'round', got {forced!r}")
+    if forced == "native" and not state.bf16:
+        raise ValueError(
+            "JAXRNN_CPU_BF16=native, but the kernels' build "
+            f"({state.engine}) has no bfloat16 products (AVX512-BF16)"
+        )
+    if forced:
+        return forced == "native", "JAXRNN_CPU_BF16"
+    if not state.bf16:
+        return False, "no AVX512-BF16"
+    faster = state.bf16_speedup > BF16_MARGIN
+    return faster, f"probe: float32 / bfloat16 products {state.bf16_speedup:.2f}x"
+
+
+def _bf16_path(state: Status) -> str:
+    try:
+        native, why = bf16_native(state)
+    except ValueError as e:
+        return f"refused ({e})"
+    what = "bfloat16 products" if native else "float32 products of rounded operands"
+    return f"runs {what} ({why})"
 
 
 def threads() -> int:
@@ -91,6 +143,16 @@ def threads() -> int:
 
 
 _FLAGS = {
+    # AVX-512 with AVX512-BF16's bfloat16 products (gemm_bf16.h), for the
+    # mixed-precision policy; the float32 code is that of "avx512".
+    "avx512bf16": [
+        "-mavx512f",
+        "-mavx512bw",
+        "-mavx512vl",
+        "-mavx512bf16",
+        "-mavx2",
+        "-mfma",
+    ],
     "avx512": ["-mavx512f", "-mavx2", "-mfma"],
     "avx2": ["-mavx2", "-mfma"],
     "sse2": [],
@@ -139,6 +201,8 @@ def _isa() -> tuple[str, list[str]]:
     if machine not in ("x86_64", "amd64"):
         return "generic", _FLAGS["generic"]
     flags = set(_cpuinfo().get("flags", "").split())
+    if {"avx512f", "avx512bw", "avx512vl", "avx512_bf16", "avx2", "fma"} <= flags:
+        return "avx512bf16", _FLAGS["avx512bf16"]
     if {"avx512f", "avx2", "fma"} <= flags:
         return "avx512", _FLAGS["avx512"]
     if {"avx2", "fma"} <= flags:
@@ -165,92 +229,28 @@ def _sources() -> list[Path]:
     return sorted(p for p in CSRC.iterdir() if p.suffix in (".cc", ".h"))
 
 
-def _compile(cxx: str, flags: list[str], unit: str, out: Path) -> list[str]:
-    return [
-        cxx,
-        "-O3",
-        "-std=c++17",
-        "-c",
-        "-fPIC",
-        "-pthread",
-        "-fno-math-errno",
-        *flags,
-        "-isystem",
-        jax.ffi.include_dir(),
-        str(CSRC / unit),
-        "-o",
-        str(out),
-    ]
-
-
-def _run_build(cxx: str, flags: list[str], out: Path) -> str:
-    """Compile the units at once (one process each) and link them into
-    `out`; return the compiler's message on a failure ("" on success)."""
-    objects = [out.with_name(f"{out.stem}.{Path(u).stem}.o") for u in UNITS]
-    commands = [_compile(cxx, flags, u, o) for u, o in zip(UNITS, objects)]
-    commands.append([cxx, "-shared", "-pthread", *map(str, objects), "-o", str(out)])
-    try:
-        compiles = [
-            subprocess.Popen(
-                c, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-            )
-            for c in commands[:-1]
-        ]
-        outputs = [p.communicate(timeout=600)[0] for p in compiles]
-        for command, process, output in zip(commands, compiles, outputs):
-            if process.returncode:
-                return f"$ {' '.join(command)}\n{output.strip()[-2000:]}"
-        done = subprocess.run(commands[-1], capture_output=True, text=True, timeout=600)
-        if done.returncode:
-            return f"$ {' '.join(commands[-1])}\n{(done.stderr or done.stdout)[-2000:]}"
-        return ""
-    except (OSError, subprocess.SubprocessError) as e:
-        return f"$ {' '.join(commands[0])}\n{e}"
-    finally:
-        for o in objects:
-            o.unlink(missing_ok=True)
-
-
-def _build() -> tuple[str, str, str]:
-    """(library path, engine, reason): the path is "" when there is none."""
+def _build() -> tuple[str, str, str, str]:
+    """(library path, engine, reason, note): the path is "" when there is
+    none, the reason then says why; the note says what was repaired
+    (`_cpu_cache.obtain`)."""
     engine, flags = _isa()
     if os.environ.get("JAXRNN_CPU_KERNELS", "").strip() == "0":
-        return "", engine, "disabled by JAXRNN_CPU_KERNELS=0"
+        return "", engine, "disabled by JAXRNN_CPU_KERNELS=0", ""
     cxx = _compiler()
     if cxx is None:
-        return "", engine, "no C++ compiler found (set CXX, or install g++)"
+        return "", engine, "no C++ compiler found (set CXX, or install g++)", ""
     try:
         version = subprocess.run(
             [cxx, "--version"], capture_output=True, text=True, timeout=60
         ).stdout.splitlines()[:1]
     except (OSError, subprocess.SubprocessError) as e:
-        return "", engine, f"the compiler {cxx} does not run: {e}"
+        return "", engine, f"the compiler {cxx} does not run: {e}", ""
     text = [f"{p.name}\n{p.read_text()}" for p in _sources()]
     key = hashlib.sha256(
         "\n".join([*text, engine, " ".join(flags), *version, jax.__version__]).encode()
     ).hexdigest()[:16]
-    folder = _cache() / "kernels" / key
-    path = folder / "librecurrence.so"
-    if path.exists():
-        return str(path), engine, ""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(suffix=".so", dir=folder)
-        os.close(fd)
-    except OSError as e:
-        return "", engine, f"cannot write the cache {folder}: {e}"
-    message = _run_build(cxx, flags, Path(tmp))
-    if message:
-        os.unlink(tmp)
-        warnings.warn(
-            "jaxrnn: building the CPU kernels failed; impl='auto' runs the fused "
-            f"XLA path.\n{message}",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-        return "", engine, "the build failed (see the warning)"
-    os.replace(tmp, path)
-    return str(path), engine, ""
+    path, reason, note = _cpu_cache.obtain(_cache() / "kernels" / key, cxx, flags)
+    return path, engine, reason, note
 
 
 _LIBRARY: list = []  # the loaded library, once status() has loaded it
@@ -278,7 +278,7 @@ def _blocking(lib) -> str:
 @functools.cache
 def status() -> Status:
     """Build (or load) the kernels once per process, and say how it went."""
-    path, engine, reason = _build()
+    path, engine, reason, note = _build()
     count = threads()
     if not path:
         return Status(False, engine, count, "", reason)
@@ -308,6 +308,9 @@ def status() -> Status:
             ctypes.c_int64,
         ]
         engine = lib.jaxrnn_isa().decode()
+        bf16 = bool(lib.jaxrnn_bf16())
+        lib.jaxrnn_bf16_speedup.restype = ctypes.c_double
+        speedup = lib.jaxrnn_bf16_speedup()
         kept = keep_memory(lib)
         CELLS.update(_ids(lib.jaxrnn_cells()))
         ACTIVATIONS.update(_ids(lib.jaxrnn_activations()))
@@ -320,7 +323,9 @@ def status() -> Status:
         return Status(False, engine, count, "", f"loading failed: {e}")
     if kept:
         blocking += "; malloc keeps freed memory"
-    return Status(True, engine, count, path, "", cpu_model(), blocking)
+    return Status(
+        True, engine, count, path, "", cpu_model(), blocking, bf16, speedup, note
+    )
 
 
 def keep_memory(lib) -> bool:

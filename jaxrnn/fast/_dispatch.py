@@ -13,7 +13,10 @@
     "cpu"     "fused" with its two time loops as compiled C++ kernels
               called through the XLA FFI (`_cpu`): what "fused" covers, on a
               CPU, for float32 and the 16-bit floats (which compute in
-              float32), where a C++ compiler built them.
+              float32), where a C++ compiler built them; and the
+              mixed-precision policy matmul_dtype=bfloat16 (by AVX512-BF16's
+              products or by float32 products of rounded operands, the
+              faster here: `jaxrnn info` says which).
     "parallel" every step solved at once by Newton's method (DEER, in
               `jaxrnn.parallel`), for every cell, with a fallback to the
               sequential scan when Newton has not converged, and gradients
@@ -22,8 +25,8 @@
               small carries and long sequences on parallel hardware
               (docs/parallel.md), so "auto" never picks it.
     "auto"    on a CPU, "cpu" where it runs and `cpu_wins` says it measured
-              faster (every cell it has); else "fused" wherever it
-              applies; else "scan". The
+              faster (every cell it has, matmul_dtype=bfloat16 included);
+              else "fused" wherever it applies; else "scan". The
               Pallas kernels have not been measured on a GPU or a TPU, so
               "auto" does not pick "pallas".
 
@@ -46,7 +49,8 @@ from jaxrnn.parallel import _api as _parallel
 IMPLS = ("auto", "scan", "fused", "pallas", "cpu", "parallel")
 FAST_CELLS = tuple(_fused.LAYOUTS)
 FAST_ACTIVATIONS = _elman.FAST_ACTIVATIONS
-# The layer options that only the reference scan has.
+# The layer options that only the reference scan has (but for matmul_dtype =
+# bfloat16, which the CPU kernels run too).
 REFERENCE_ONLY = ("reset", "recurrent_dropout", "zoneout", "checkpoint", "matmul_dtype")
 # The layer options that "parallel" lacks: resets and the regularisers change
 # the step's equations per step or per sequence, and checkpointing is the
@@ -101,6 +105,13 @@ def cpu_wins(cell: str, dtype: Any) -> bool:
     return cell in FAST_CELLS
 
 
+def _bf16_policy(matmul_dtype: Any) -> bool:
+    """Whether a matmul_dtype (None, a bool, or a dtype) is bfloat16."""
+    if matmul_dtype is None or isinstance(matmul_dtype, bool):
+        return False
+    return jnp.dtype(matmul_dtype) == jnp.bfloat16
+
+
 def choose(
     impl: str,
     cell: str,
@@ -108,6 +119,7 @@ def choose(
     *,
     dtype: Any = jnp.float32,
     fn: str = "choose",
+    matmul_dtype: Any = None,
     **options: bool,
 ) -> str:
     """The impl that runs: "scan", "fused", "pallas", "cpu" or "parallel".
@@ -146,7 +158,15 @@ def choose(
                 "Use impl='scan' or 'auto'.",
             )
         return impl
-    why_not = unsupported(cell, activation, **options)
+    mixed = matmul_dtype is not None and matmul_dtype is not False
+    why_not = unsupported(cell, activation, matmul_dtype=mixed, **options)
+    if (
+        impl in ("cpu", "auto")
+        and why_not == "matmul_dtype"
+        and _bf16_policy(matmul_dtype)
+        and not _cpu.usable(dtype)
+    ):
+        why_not = ""  # the kernels run the bfloat16 policy
     if impl in ("fused", "pallas", "cpu") and why_not:
         _checks.fail(
             fn,
@@ -163,7 +183,7 @@ def choose(
     if why_not or impl == "scan":
         chosen = "scan"
     elif impl == "auto":
-        chosen = "cpu" if wanted and not no_cpu else "fused"
+        chosen = "cpu" if wanted and not no_cpu else ("scan" if mixed else "fused")
     else:
         chosen = impl
     if impl == "auto":
@@ -180,21 +200,24 @@ def runner(
     mask: Any,
     unroll: int | bool,
     step: Any = None,
+    matmul_dtype: Any = None,
 ) -> Runner:
     """The function that runs one direction of one layer under `impl`.
 
     `impl` is what `choose` returned; `reference` is the layer's reference
     runner, returned for "scan". The fast runners compute every step's
     output and the layer keeps what it needs; "parallel" runs `step`, the
-    layer's reference step.
+    layer's reference step; "cpu" with matmul_dtype=bfloat16 runs the
+    policy by the kernels' path for it here ("cpu_native" or "cpu_round").
     """
     if impl == "scan":
         return reference
     if impl == "parallel":
         return functools.partial(_parallel_runner, step, mask)
-    return functools.partial(
-        _fast, cell, activation, mask, unroll, {"fused": "scan"}.get(impl, impl)
-    )
+    loop = {"fused": "scan"}.get(impl, impl)
+    if impl == "cpu" and _bf16_policy(matmul_dtype):
+        loop = "cpu_native" if _cpu.bf16_native() else "cpu_round"
+    return functools.partial(_fast, cell, activation, mask, unroll, loop)
 
 
 def _fast(

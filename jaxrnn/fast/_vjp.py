@@ -33,13 +33,17 @@ from jaxrnn.cells._lstm import LSTMCarry
 from jaxrnn.fast import _cpu, _fused, _kernel, _shard
 
 _EMPTY = (0,)
+# The loops of the compiled CPU kernels and their products' policy
+# (csrc/gemm_bf16.h's Mm): float32; and matmul_dtype=bfloat16 by float32
+# products of rounded operands, or by bfloat16 products.
+CPU_LOOPS = {"cpu": 0, "cpu_round": 1, "cpu_native": 2}
 
 
 def _forward_tree(name, activation, unroll, loop, save, devices, args):
     params, carry, xs, mask = args
-    if loop == "cpu":
+    if loop in CPU_LOOPS:
         return _cpu.forward_pass(
-            name, activation, params, carry, xs, mask, save, devices
+            name, activation, params, carry, xs, mask, save, devices, CPU_LOOPS[loop]
         )
     return _fused.forward_pass(
         name, activation, unroll, loop, params, carry, xs, mask, save
@@ -54,7 +58,7 @@ def _forward_leaves(name, activation, unroll, loop, save, tree, devices, *leaves
 
 def _backward_tree(name, activation, unroll, loop, needs, devices, args):
     params, xs, mask, saved, after, carry, dfinal, dys = args
-    if loop == "cpu":
+    if loop in CPU_LOOPS:
         out = _cpu.backward_pass(
             name,
             activation,
@@ -68,6 +72,7 @@ def _backward_tree(name, activation, unroll, loop, needs, devices, args):
             dys,
             *needs,
             devices,
+            CPU_LOOPS[loop],
         )
     else:
         out = _fused.backward_pass(
@@ -121,7 +126,13 @@ def _run_forward(name, activation, unroll, loop, params, carry, xs, mask, save):
     ins = _dims((params, None), (carry, 0), (xs, 1), (mask, 1))
     static = (name, activation, unroll, loop, save)
     return _through_shard(
-        _forward_leaves, _forward_tree, static, args, ins, len(carry), loop != "cpu"
+        _forward_leaves,
+        _forward_tree,
+        static,
+        args,
+        ins,
+        len(carry),
+        loop not in CPU_LOOPS,
     )
 
 
@@ -139,7 +150,7 @@ def _run_backward(name, activation, unroll, loop, needs, args):
     )
     static = (name, activation, unroll, loop, needs)
     dcarry0, rest = _through_shard(
-        _backward_leaves, _backward_tree, static, args, ins, None, loop != "cpu"
+        _backward_leaves, _backward_tree, static, args, ins, None, loop not in CPU_LOOPS
     )
     return (dcarry0, *rest)
 
@@ -237,7 +248,10 @@ def run(
             with `lax.scan`; "pallas" runs each as one Pallas kernel
             (`jaxrnn.fast._pallas.scan`) with the cells' kernel layouts, in
             interpret mode on a CPU; "cpu" runs each as one call of the
-            compiled CPU kernel (`jaxrnn.fast._cpu`), in float32.
+            compiled CPU kernel (`jaxrnn.fast._cpu`), in float32;
+            "cpu_round" and "cpu_native" likewise, with the matmuls'
+            operands rounded to bfloat16 (matmul_dtype=bfloat16), by float32
+            or by bfloat16 products.
 
     Returns:
         (final carry, ys [B, T, H]) in the reference's layout.

@@ -112,7 +112,9 @@ def apply_layer(
         matmul_dtype: the mixed-precision policy: jnp.bfloat16 (say) for the
             inputs of every matmul, accumulated in the params' dtype, while
             params, carries and the gate arithmetic stay in float32. None,
-            the default, computes everything in the params' dtype.
+            the default, computes everything in the params' dtype. On a
+            CPU, "auto" runs jnp.bfloat16 on the compiled kernels
+            (docs/fast.md, "Mixed precision"); other dtypes on the scan.
         impl: which implementation runs each layer and direction (the rule
             is `jaxrnn.fast.choose`'s). "scan" runs the reference described
             above. "fused" runs the fast path: the whole batch at once in
@@ -125,7 +127,9 @@ def apply_layer(
             rnn (tanh, sigmoid, relu), lstm and gru cells with every option
             except reset, recurrent_dropout, zoneout, checkpoint and
             matmul_dtype; "fused" with one of those is an error. "auto",
-            the default, is "fused" wherever it applies, else "scan".
+            the default, is "fused" wherever it applies, else "scan"; on a
+            CPU it is "cpu", the compiled kernels, which cover what "fused"
+            covers and matmul_dtype=jnp.bfloat16 too.
             "pallas" is the fused path with each time loop (forward, and the
             backward recurrence of its VJP) run as one Pallas kernel that
             keeps the weights and the carry on chip across all T steps; it
@@ -169,7 +173,53 @@ def apply_layer(
         >>> ys.shape, state.h.shape
         ((4, 7, 10), (4, 4, 5))
     """
-    fn = "apply_layer"
+    return run(
+        "apply_layer",
+        params,
+        xs,
+        lengths=lengths,
+        mask=mask,
+        initial_state=initial_state,
+        reset=reset,
+        dropout=dropout,
+        recurrent_dropout=recurrent_dropout,
+        zoneout=zoneout,
+        training=training,
+        key=key,
+        include_initial=include_initial,
+        return_sequences=return_sequences,
+        unroll=unroll,
+        checkpoint=checkpoint,
+        matmul_dtype=matmul_dtype,
+        impl=impl,
+        time_major=time_major,
+    )
+
+
+def run(
+    fn: str,
+    params: LayerParams,
+    xs: ArrayLike,
+    *,
+    lengths: ArrayLike | None,
+    mask: ArrayLike | None,
+    initial_state: State | None,
+    reset: ArrayLike | None,
+    dropout: float,
+    recurrent_dropout: float,
+    zoneout: float | tuple[float, float],
+    training: bool,
+    key: jax.Array | None,
+    include_initial: bool,
+    return_sequences: bool,
+    unroll: int | bool,
+    checkpoint: str | int | None,
+    matmul_dtype: Any,
+    impl: str,
+    time_major: bool,
+) -> tuple[jax.Array, State]:
+    """`apply_layer`, whose errors name `fn`, the function the user called
+    (`stream_layer` runs its chunks through here)."""
     o = _options.resolve(
         fn,
         params,
@@ -200,7 +250,7 @@ def apply_layer(
         recurrent_dropout=o.recurrent_rate > 0,
         zoneout=o.zoning,
         checkpoint=o.checkpoint is not None,
-        matmul_dtype=matmul_dtype is not None,
+        matmul_dtype=matmul_dtype,
     )
     run = _dispatch.runner(
         chosen,
@@ -210,6 +260,7 @@ def apply_layer(
         mask=o.mask,
         unroll=o.unroll,
         step=o.step,
+        matmul_dtype=matmul_dtype,
     )
 
     inputs, finals, key = o.xs, [], o.key

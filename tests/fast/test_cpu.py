@@ -248,8 +248,8 @@ def test_a_failed_build_warns_with_the_compiler_message(monkeypatch, tmp_path):
     monkeypatch.setenv("JAXRNN_CACHE", str(tmp_path))
     monkeypatch.setenv("CXX", "false")  # a "compiler" that always fails
     with pytest.warns(RuntimeWarning, match="building the CPU kernels failed"):
-        path, _, reason = _cpu_build._build()
-    assert path == "" and "build failed" in reason
+        path, _, reason, _ = _cpu_build._build()
+    assert path == "" and "building the CPU kernels failed" in reason
     assert list((tmp_path / "kernels").glob("*/*.so")) == []  # no half-written file
 
 
@@ -299,18 +299,29 @@ for cell, act in [("lstm", "tanh"), ("gru", "tanh"), ("rnn", "sigmoid")]:
     ):
         scale = max(1.0, float(jnp.max(jnp.abs(b))))
         worst = max(worst, float(jnp.max(jnp.abs(a - b))) / scale)
+    # matmul_dtype=bfloat16: this build's path for it ("round" without
+    # AVX512-BF16) gives the reference's values under the policy.
+    a, b = (
+        jaxrnn.apply_layer(p, xs, impl=i, matmul_dtype=jnp.bfloat16)[0]
+        for i in ("cpu", "scan")
+    )
+    worst = max(worst, float(jnp.max(jnp.abs(a - b))))
 print(worst)
 """
 
 
 @pytest.mark.skipif(
-    _cpu_build._isa()[0] not in ("avx512", "avx2"),
+    _cpu_build._isa()[0] not in ("avx512bf16", "avx512", "avx2"),
     reason="an x86-64 with AVX2 or better",
 )
-@pytest.mark.parametrize("isa", ["avx2", "sse2"])
+@pytest.mark.parametrize("isa", ["avx512", "avx2", "sse2"])
 def test_the_other_instruction_sets_build_and_agree(isa, tmp_path):
     """The vector width is the compiler's: this machine builds (and runs) the
-    narrower x86-64 forms too, and they agree with the reference."""
+    other x86-64 forms it can run too (AVX-512 without the bfloat16
+    products, AVX2, SSE2), and they agree with the reference."""
+    best = _cpu_build._isa()[0]
+    if isa == best or (isa == "avx512" and best == "avx2"):
+        pytest.skip(f"{isa}: this machine's own build, or one it cannot run")
     import os
     import subprocess
     import sys

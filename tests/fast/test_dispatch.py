@@ -15,7 +15,7 @@ OPTIONS = [
     {"recurrent_dropout": True},
     {"zoneout": True},
     {"checkpoint": True},
-    {"matmul_dtype": True},
+    {"matmul_dtype": jnp.bfloat16},
 ]
 
 

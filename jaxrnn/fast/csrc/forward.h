@@ -18,6 +18,7 @@
 
 #include "cells.h"
 #include "gemm.h"
+#include "gemm_bf16.h"
 #include "threads.h"
 
 namespace jaxrnn {
@@ -45,8 +46,14 @@ inline double uneven(int64_t panels, int threads) {
 // How many rows ahead the epilogues prefetch the lines they will write.
 constexpr int64_t PREFETCH = 8;
 
-template <Cell C>
+// M (gemm_bf16.h): BF16, the products' operands in bfloat16: the weights
+// packed in pairs, each chunk's inputs rounded by each thread for itself,
+// and h_{t-1} rounded where the epilogue writes it; ROUND, the float32
+// products of h_{t-1} rounded likewise (the caller rounds x and the
+// weights). The carry, the gate arithmetic and every output stay float32.
+template <Cell C, Mm M = Mm::F32>
 struct Forward {
+  static constexpr bool BF = M == Mm::BF16, RD = M == Mm::ROUND;
   static constexpr int G = num_gates(C);
   static constexpr int PER = C == Cell::RNN ? 2 : 1;  // unit chunks per panel
   static constexpr int NV = G * PER;                  // vectors per panel
@@ -65,6 +72,24 @@ struct Forward {
   int64_t force_tc = 0, force_kc = 0;
   int64_t chunks, Hp, panels, tc, rows_max;
   float *pk_hh, *pk_ih, *pk_b, *hbuf, *cbuf;
+  uint16_t* hbf;  // BF: h_{t-1} in bfloat16, [2][B][Hp]
+  float* hr;      // RD: h_{t-1} rounded to bfloat16 values, [2][B][Hp]
+
+  // BF: panel p of w^T in pairs along K (gemm_bf16.h), ceil(K / 2) rows.
+  void pack_pairs(float* dst, const float* w, int64_t k_len, int64_t p) const {
+    const int64_t kp_len = ceil_div(k_len, 2);
+    uint16_t* out = reinterpret_cast<uint16_t*>(dst) + p * kp_len * NV * 2 * VW;
+    for (int v = 0; v < NV; ++v) {
+      const int64_t chunk = p * PER + v / G, g = v % G;
+      for (int l = 0; l < VW; ++l) {
+        const int64_t j = chunk * VW + l;
+        const float* row = w + (g * H + j) * k_len;
+        for (int64_t k = 0; k < 2 * kp_len; ++k)
+          out[((k / 2) * NV + v) * 2 * VW + 2 * l + k % 2] =
+              j < H && k < k_len ? to_bf16(row[k]) : 0;
+      }
+    }
+  }
 
   // Panel p of w^T (w [G*H, K]): row k holds, for each of its NV vectors
   // (unit chunk p * PER + v / G, gate v % G), w's rows of those units.
@@ -104,14 +129,20 @@ struct Forward {
                       : tiling().chunk_steps(B * own * NV * VW * 4, B, T);
     rows_max = tc * B;
     ws.threads(threads);
-    pk_hh = ws.get(0, panels * H * NV * VW);
-    pk_ih = ws.get(1, panels * std::max<int64_t>(D, 1) * NV * VW);
+    // Floats for a panel of K rows: K * NV * VW, or as pairs ceil(K / 2) *
+    // NV * VW (two bfloat16 a float).
+    const int64_t kh = BF ? ceil_div(H, 2) : H, kd = BF ? ceil_div(D, 2) : D;
+    pk_hh = ws.get(0, panels * kh * NV * VW);
+    pk_ih = ws.get(1, panels * std::max<int64_t>(kd, 1) * NV * VW);
+    if (BF) hbf = reinterpret_cast<uint16_t*>(ws.get(5, B * Hp));
+    if (RD) hr = ws.get(6, 2 * B * Hp);
     pk_b = ws.get(2, panels * NV * VW);
     hbuf = ws.get(3, 2 * B * Hp);
     cbuf = ws.get(4, B * Hp);
     for (int t = 0; t < threads; ++t) {
       ws.mine(0, t, own * rows_max * NV * VW);
       ws.mine(1, t, part_size<NV>(0, own));
+      if (BF) ws.mine(2, t, std::max<int64_t>(1, rows_max * kd));
     }
     if (ws.failed) return 2;
     std::memset(hbuf, 0, sizeof(float) * 2 * B * Hp);
@@ -119,6 +150,9 @@ struct Forward {
     for (int64_t b = 0; b < B; ++b) {
       std::memcpy(&hbuf[b * Hp], h0 + b * H, sizeof(float) * H);
       if (C == Cell::LSTM) std::memcpy(&cbuf[b * Hp], c0 + b * H, sizeof(float) * H);
+      if (BF) round_row(hbf + b * Hp, &hbuf[b * Hp], Hp);
+      if (RD)
+        for (int64_t u = 0; u < Hp; u += VW) store(hr + b * Hp + u, round_bf16(load(&hbuf[b * Hp + u])));
     }
     const int64_t kc = force_kc > 0 ? force_kc : tiling().kc(rows_per_block<NV>());
     Barrier barrier(threads);
@@ -127,9 +161,15 @@ struct Forward {
       const int64_t p0 = panels * tid / threads, p1 = panels * (tid + 1) / threads;
       float* xwc = ws.thread[0][tid].data;
       float* part = ws.thread[1][tid].data;
+      uint16_t* xbf = BF ? reinterpret_cast<uint16_t*>(ws.thread[2][tid].data) : nullptr;
       for (int64_t p = p0; p < p1; ++p) {
-        pack(pk_hh, w_hh, H, p);
-        pack(pk_ih, w_ih, D, p);
+        if (BF) {
+          pack_pairs(pk_hh, w_hh, H, p);
+          pack_pairs(pk_ih, w_ih, D, p);
+        } else {
+          pack(pk_hh, w_hh, H, p);
+          pack(pk_ih, w_ih, D, p);
+        }
         pack_bias(p);
       }
       const Panels<NV> w_in = packed<NV>(pk_ih, D), w_rec = packed<NV>(pk_hh, H);
@@ -138,30 +178,43 @@ struct Forward {
       PHASE(3);
       for (int64_t t0 = 0; t0 < T; t0 += tc) {
         const int64_t t1 = std::min(T, t0 + tc);
-        const Seg in{x + t0 * B * D, 0, D};
-        gemm<NV, false>(0, (t1 - t0) * B, D, &in, 1, w_in, p0, p1, kc, part, Zero{},
-                        [&](int64_t p, int64_t row, const vf* acc) {
-                          float* dst = xwc + ((p - p0) * rows_max + row) * NV * VW;
-                          const float* b = pk_b + p * NV * VW;
-                          for (int v = 0; v < NV; ++v)
-                            store(dst + v * VW, acc[v] + load(b + v * VW));
-                        });
+        const int64_t rows = (t1 - t0) * B;
+        auto project = [&](int64_t p, int64_t row, const vf* acc) {
+          float* dst = xwc + ((p - p0) * rows_max + row) * NV * VW;
+          const float* b = pk_b + p * NV * VW;
+          for (int v = 0; v < NV; ++v) store(dst + v * VW, acc[v] + load(b + v * VW));
+        };
+        if constexpr (BF) {
+          for (int64_t r = 0; r < rows; ++r)
+            round_row(xbf + r * 2 * kd, x + (t0 * B + r) * D, D);
+          gemm_bf16<NV>(rows, xbf, 2 * kd, reinterpret_cast<const uint16_t*>(pk_ih), kd,
+                        p0, p1, project);
+        } else {
+          const Seg in{x + t0 * B * D, 0, D};
+          gemm<NV, false>(0, rows, D, &in, 1, w_in, p0, p1, kc, part, Zero{}, project);
+        }
         PHASE(0);
         for (int64_t t = t0; t < t1; ++t) {
           const float* h_prev = &hbuf[(t % 2) * B * Hp];
           float* h_next = &hbuf[((t + 1) % 2) * B * Hp];
-          const Seg rec{h_prev, 0, H};
-          gemm<NV, false>(0, B, Hp, &rec, 1, w_rec, p0, p1, kc, part, Zero{},
-                          [&](int64_t p, int64_t b, const vf* acc) {
-                            const float* xw =
-                                xwc + ((p - p0) * rows_max + (t - t0) * B + b) * NV * VW;
-                            for (int u = 0; u < PER; ++u) {
-                              const int64_t chunk = p * PER + u;
-                              if (chunk < chunks)
-                                step(t, b, chunk, acc + u * G, xw + u * G * VW, h_prev,
-                                     h_next);
-                            }
-                          });
+          void* hb_next = BF   ? static_cast<void*>(hbf + ((t + 1) % 2) * B * Hp)
+                          : RD ? static_cast<void*>(hr + ((t + 1) % 2) * B * Hp)
+                               : nullptr;
+          auto epilogue = [&](int64_t p, int64_t b, const vf* acc) {
+            const float* xw = xwc + ((p - p0) * rows_max + (t - t0) * B + b) * NV * VW;
+            for (int u = 0; u < PER; ++u) {
+              const int64_t chunk = p * PER + u;
+              if (chunk < chunks)
+                step(t, b, chunk, acc + u * G, xw + u * G * VW, h_prev, h_next, hb_next);
+            }
+          };
+          if constexpr (BF) {
+            gemm_bf16<NV>(B, hbf + (t % 2) * B * Hp, Hp,
+                          reinterpret_cast<const uint16_t*>(pk_hh), kh, p0, p1, epilogue);
+          } else {
+            const Seg rec{RD ? hr + (t % 2) * B * Hp : h_prev, 0, H};
+            gemm<NV, false>(0, B, Hp, &rec, 1, w_rec, p0, p1, kc, part, Zero{}, epilogue);
+          }
           PHASE(1);
           barrier.wait(wait);
           PHASE(2);
@@ -198,7 +251,7 @@ struct Forward {
   // One row and one chunk of units at step t, from the recurrent products
   // `acc` and the projection `xw`.
   INLINE void step(int64_t t, int64_t b, int64_t chunk, const vf* acc, const float* xw,
-                   const float* h_prev, float* h_next) {
+                   const float* h_prev, float* h_next, void* hb_next) {
     const int64_t u = chunk * VW;
     const int n = int(std::min<int64_t>(VW, H - u));
     const bool on = mask[t * B + b] != 0.0f;
@@ -211,6 +264,8 @@ struct Forward {
     // Padded units stay zero, since h_next feeds the next step's products.
     const vf h = keep_n(select(on, s.h, hp), n);
     store(h_next + b * Hp + u, h);
+    if constexpr (BF) store_bf16(static_cast<uint16_t*>(hb_next) + b * Hp + u, h);
+    if constexpr (RD) store(static_cast<float*>(hb_next) + b * Hp + u, round_bf16(h));
     store_n(hs + row, h, n);
     if (C == Cell::LSTM) {
       const vf c = select(on, s.c, cp);

@@ -11,7 +11,11 @@ namespace jaxrnn {
 
 constexpr int VW = 16;
 constexpr int REGS = 32;
+#if defined(__AVX512BF16__)
+constexpr const char* ISA = "avx512bf16";  // and the bfloat16 products
+#else
 constexpr const char* ISA = "avx512";
+#endif
 
 typedef float vf __attribute__((vector_size(VW * 4)));
 typedef int32_t vi __attribute__((vector_size(VW * 4)));

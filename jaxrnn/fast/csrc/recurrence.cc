@@ -9,7 +9,8 @@
 // Every matmul of the layer runs on one microkernel (gemm.h), on threads
 // that meet at a barrier per step (threads.h), with the cells' arithmetic
 // fused into the matmuls' epilogues (cells.h); the vector instructions are
-// those of one isa_*.h, chosen by the compiler flags. Everything is float32.
+// those of one isa_*.h, chosen by the compiler flags. Everything is float32,
+// but for the forward call's products under bf16 (gemm_bf16.h).
 // tests/fast/test_cpu.py checks both calls against the reference scan.
 
 #include <string>
@@ -23,6 +24,7 @@ namespace ffi = xla::ffi;
 
 XLA_FFI_REGISTER_ENUM_ATTR_DECODING(jaxrnn::Cell);
 XLA_FFI_REGISTER_ENUM_ATTR_DECODING(jaxrnn::Act);
+XLA_FFI_REGISTER_ENUM_ATTR_DECODING(jaxrnn::Mm);
 
 namespace jaxrnn {
 
@@ -71,7 +73,7 @@ ffi::Error launch(K& k, int64_t threads, int64_t chunk, int64_t k_slice) {
   return ffi::Error::Success();
 }
 
-template <Cell C>
+template <Cell C, Mm M>
 ffi::Error forward_cell(F32 x, F32 w_ih, F32 w_hh, F32 b, F32 b_hn, F32 h0, F32 c0,
                         F32 mask, OutF32 hs, OutF32 cs, OutF32 saved, OutF32 h_t,
                         OutF32 c_t, Act act, int64_t threads, bool save,
@@ -87,7 +89,7 @@ ffi::Error forward_cell(F32 x, F32 w_ih, F32 w_hh, F32 b, F32 b_hn, F32 h0, F32 
   if (C == Cell::LSTM) CHECK(expect(c0.dimensions(), {B, H}, "c0"));
   if (C == Cell::GRU) CHECK(expect(b_hn.dimensions(), {H}, "b_hn"));
   CHECK(expect(hs->dimensions(), {T, B, H}, "hs"));
-  Forward<C> k;
+  Forward<C, M> k;
   k.T = T, k.B = B, k.D = D, k.H = H, k.act = act, k.save = save;
   k.x = x.typed_data(), k.w_ih = w_ih.typed_data(), k.w_hh = w_hh.typed_data();
   k.bias = b.typed_data(), k.b_hn = b_hn.typed_data(), k.h0 = h0.typed_data();
@@ -97,14 +99,32 @@ ffi::Error forward_cell(F32 x, F32 w_ih, F32 w_hh, F32 b, F32 b_hn, F32 h0, F32 
   return launch(k, threads, chunk, k_slice);
 }
 
-ffi::Error forward(F32 x, F32 w_ih, F32 w_hh, F32 b, F32 b_hn, F32 h0, F32 c0, F32 mask,
-                   OutF32 hs, OutF32 cs, OutF32 saved, OutF32 h_t, OutF32 c_t, Cell cell,
-                   Act act, int64_t threads, bool save, int64_t chunk, int64_t k_slice) {
+template <Mm M>
+ffi::Error forward_mm(F32 x, F32 w_ih, F32 w_hh, F32 b, F32 b_hn, F32 h0, F32 c0, F32 mask,
+                      OutF32 hs, OutF32 cs, OutF32 saved, OutF32 h_t, OutF32 c_t, Cell cell,
+                      Act act, int64_t threads, bool save, int64_t chunk, int64_t k_slice) {
 #define ARGS \
   x, w_ih, w_hh, b, b_hn, h0, c0, mask, hs, cs, saved, h_t, c_t, act, threads, save, chunk, k_slice
-  if (cell == Cell::LSTM) return forward_cell<Cell::LSTM>(ARGS);
-  if (cell == Cell::GRU) return forward_cell<Cell::GRU>(ARGS);
-  return forward_cell<Cell::RNN>(ARGS);
+  if (cell == Cell::LSTM) return forward_cell<Cell::LSTM, M>(ARGS);
+  if (cell == Cell::GRU) return forward_cell<Cell::GRU, M>(ARGS);
+  return forward_cell<Cell::RNN, M>(ARGS);
+#undef ARGS
+}
+
+// policy: how the products treat their operands (Mm, gemm_bf16.h); BF16
+// where this build has the instructions.
+ffi::Error forward(F32 x, F32 w_ih, F32 w_hh, F32 b, F32 b_hn, F32 h0, F32 c0, F32 mask,
+                   OutF32 hs, OutF32 cs, OutF32 saved, OutF32 h_t, OutF32 c_t, Cell cell,
+                   Act act, int64_t threads, bool save, int64_t chunk, int64_t k_slice,
+                   Mm policy) {
+#define ARGS                                                                              \
+  x, w_ih, w_hh, b, b_hn, h0, c0, mask, hs, cs, saved, h_t, c_t, cell, act, threads, save, \
+      chunk, k_slice
+  if (policy == Mm::F32) return forward_mm<Mm::F32>(ARGS);
+  if (policy == Mm::ROUND) return forward_mm<Mm::ROUND>(ARGS);
+  if constexpr (HAS_BF16) return forward_mm<Mm::BF16>(ARGS);
+  return ffi::Error::InvalidArgument(
+      "jaxrnn cpu kernel: bfloat16 products asked of a build without AVX512-BF16");
 #undef ARGS
 }
 
@@ -188,8 +208,9 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrnnForward, jaxrnn::forward,
                                   .Attr<jaxrnn::Act>("activation")
                                   .Attr<int64_t>("threads")
                                   .Attr<bool>("save")
-                                  .Attr<int64_t>("chunk")      // steps, 0: from the L2 cache
-                                  .Attr<int64_t>("k_slice"));  // 0: from the L1 cache
+                                  .Attr<int64_t>("chunk")    // steps, 0: from the L2 cache
+                                  .Attr<int64_t>("k_slice")  // 0: from the L1 cache
+                                  .Attr<jaxrnn::Mm>("policy"));  // the operands (Mm)
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrnnBackward, jaxrnn::backward,
                               ffi::Ffi::Bind()
