@@ -32,6 +32,10 @@ declare -A CMD=(
   [digits-blanks-100-update-2]="jaxrnn compare --task digits --blanks 100 --steps 1600 --cell gru --update-bias 2"
   [sunspots]="jaxrnn compare --task sunspots --seeds 0 1 2 3 4"
   [chars]="jaxrnn train --task chars --hidden-size 512 --steps 3000"
+  [precision-adding-f32]="jaxrnn compare --task adding --seq-len 100 --cell lstm gru --seeds 0 1 2 --matmul-dtype float32"
+  [precision-adding-bf16]="jaxrnn compare --task adding --seq-len 100 --cell lstm gru --seeds 0 1 2 --matmul-dtype bfloat16"
+  [precision-chars-f32]="jaxrnn train --task chars --hidden-size 512 --steps 3000 --matmul-dtype float32"
+  [precision-chars-bf16]="jaxrnn train --task chars --hidden-size 512 --steps 3000 --matmul-dtype bfloat16"
   [chars-15min]="jaxrnn train --task chars --hidden-size 512 --steps 7000 --learning-rate 3e-3 --schedule cosine --output-dropout 0.35 --eval-every 500"
   [clip-sgd-none]="jaxrnn compare --task adding --seq-len 50 --cell rnn --optimizer sgd --learning-rate 0.5 --steps 600 --clip-norm none --seeds 0 1 2 3 4"
   [clip-sgd-1]="jaxrnn compare --task adding --seq-len 50 --cell rnn --optimizer sgd --learning-rate 0.5 --steps 600 --clip-norm 1 --seeds 0 1 2 3 4"
@@ -40,7 +44,7 @@ declare -A CMD=(
 )
 ORDER=(adding-100 adding-50 adding-20 adding-slow-20 adding-slow-50 adding-slow-100 copy-10 copy-20 copy-50 copy-100 digits digits-blanks-100
        digits-blanks-100-forget-0 digits-blanks-100-update-1 digits-blanks-100-update-2 sunspots chars chars-15min clip-sgd-none clip-sgd-1
-       clip-adam-none clip-adam-1)
+       clip-adam-none clip-adam-1 precision-adding-f32 precision-adding-bf16 precision-chars-f32 precision-chars-bf16)
 names=("$@")
 [ ${#names[@]} -eq 0 ] && names=("${ORDER[@]}")
 

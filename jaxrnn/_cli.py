@@ -260,6 +260,7 @@ def _run_flags(p: argparse.ArgumentParser, cells_nargs: str | None) -> None:
     for flag, choices, text in (
         ("--activation", _config.ACTIVATIONS, "g1 of the Elman RNN"),
         ("--impl", _config.IMPLS, "apply_layer's impl"),
+        ("--matmul-dtype", _config.MATMUL_DTYPES, "the layer's matmul inputs"),
         ("--optimizer", _config.OPTIMIZERS, "the optax optimizer"),
         (
             "--schedule",
@@ -268,7 +269,7 @@ def _run_flags(p: argparse.ArgumentParser, cells_nargs: str | None) -> None:
             "warm-up over 2%% of the steps and a cosine decay to zero",
         ),
     ):
-        name = flag[2:]
+        name = flag[2:].replace("-", "_")
         p.add_argument(
             flag,
             choices=choices,

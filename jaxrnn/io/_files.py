@@ -125,6 +125,11 @@ def save(path: str | os.PathLike, tree: Any, *, metadata: dict | None = None) ->
     write_atomically(path, write)
 
 
+# The names of write_atomically's temporary files: what a process killed in
+# the middle of a write leaves behind (a run's resume removes them).
+TEMPORARY_PREFIX = ".tmp-"
+
+
 def write_atomically(path: str, write: Callable[[BinaryIO], None]) -> None:
     """Write a whole file so that a crash leaves the old file or the new one.
 
@@ -134,7 +139,7 @@ def write_atomically(path: str, write: Callable[[BinaryIO], None]) -> None:
     """
     folder = os.path.dirname(os.path.abspath(path))
     handle, temporary = tempfile.mkstemp(
-        prefix=".tmp-", suffix="-" + os.path.basename(path), dir=folder
+        prefix=TEMPORARY_PREFIX, suffix="-" + os.path.basename(path), dir=folder
     )
     try:
         with os.fdopen(handle, "wb") as file:

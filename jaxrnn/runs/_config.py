@@ -16,6 +16,7 @@ ACTIVATIONS = ("tanh", "relu", "sigmoid")
 IMPLS = _dispatch.IMPLS  # apply_layer's
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 SCHEDULES = ("constant", "cosine")
+MATMUL_DTYPES = ("float32", "bfloat16")  # the layer's matmul inputs
 TASKS = tuple(_registry.TASKS)
 
 
@@ -66,6 +67,9 @@ class RunConfig:
         max_bad_steps: consecutive non-finite steps (each skipped) that stop
             the run.
         impl: `apply_layer`'s implementation.
+        matmul_dtype: the layer's mixed-precision policy: "bfloat16" rounds
+            its matmuls' inputs to bfloat16 (params, carries and the gate
+            arithmetic stay float32); "float32", none.
     """
 
     task: str = "adding"
@@ -93,6 +97,7 @@ class RunConfig:
     chunk: int = 50
     max_bad_steps: int = 20
     impl: str = "auto"
+    matmul_dtype: str = "float32"
 
     def __post_init__(self):
         def fail(name, expected, got):
@@ -105,6 +110,7 @@ class RunConfig:
             ("impl", IMPLS),
             ("optimizer", OPTIMIZERS),
             ("schedule", SCHEDULES),
+            ("matmul_dtype", MATMUL_DTYPES),
         ):
             if getattr(self, name) not in options:
                 fail(name, f"one of {', '.join(options)}", getattr(self, name))

@@ -27,7 +27,7 @@ import jax
 import optax
 
 import jaxrnn
-from jaxrnn.io._files import write_atomically
+from jaxrnn.io._files import TEMPORARY_PREFIX, write_atomically
 
 CONFIG, METRICS, CHECKPOINT, RESULT, PLOT = (
     "config.json",
@@ -93,6 +93,21 @@ def prepare(run_dir: str) -> None:
             f"{run_dir!r} already holds a run ({CONFIG}); nothing was changed. Pass "
             "--resume to continue it, or choose another --out."
         )
+
+
+def remove_leftovers(run_dir: str) -> list[str]:
+    """Delete the temporary files of writes that a killed process left in
+    `run_dir` (never read: each write renames its file only when whole);
+    return their names."""
+    gone = []
+    for name in sorted(os.listdir(run_dir)):
+        if name.startswith((TEMPORARY_PREFIX, ".probe-")):
+            try:
+                os.remove(os.path.join(run_dir, name))
+                gone.append(name)
+            except OSError:
+                pass
+    return gone
 
 
 def write_json(run_dir: str, name: str, value: Any) -> None:

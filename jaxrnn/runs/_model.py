@@ -72,6 +72,7 @@ def forward(
         key=key,
         return_sequences=not task.many_to_one,
         impl=config.impl,
+        matmul_dtype=None if config.matmul_dtype == "float32" else jnp.bfloat16,
     )
     if training and config.output_dropout > 0:
         rate = config.output_dropout

@@ -82,6 +82,16 @@ def _resume_config(run_dir: str, steps: int | None) -> RunConfig:
     return dataclasses.replace(saved, steps=steps).resolved()
 
 
+def _before_first_checkpoint(run_dir: str, checkpoint: str, config: RunConfig) -> bool:
+    """Whether a run was stopped before it wrote its first checkpoint: it
+    has none, and logged no step past the first one's. (A run that logged
+    more had a checkpoint; without it the run cannot go on.)"""
+    if os.path.exists(checkpoint):
+        return False
+    first = min(config.eval_every, config.steps)
+    return all(row.get("step", 0) <= first for row in _files.read_metrics(run_dir))
+
+
 def _check_resume(
     run_dir: str, step: int, steps: int | None, config: RunConfig
 ) -> None:
@@ -117,9 +127,11 @@ def fit(
         run_dir: the folder to write (see `jaxrnn.runs._files`), or None to
             keep everything in memory. A new run refuses a folder that
             already holds one.
-        resume: continue the run in `run_dir` from its checkpoint. Batches are
-            a function of the seed and the step, so a resumed run follows
-            exactly the steps that an uninterrupted one would.
+        resume: continue the run in `run_dir` from its checkpoint (from step
+            0 where it stopped before writing one), after deleting what
+            writes cut short left behind. Batches are a function of the seed
+            and the step, so a resumed run follows exactly the steps that an
+            uninterrupted one would.
         steps: with resume, a new total number of steps (to train longer).
         progress: called as `progress(step, steps, metrics)` after each
             chunk, with the step reached (a resumed run's first call is past
@@ -152,7 +164,12 @@ def fit(
     step, rows = 0, []
     checkpoint = None if run_dir is None else os.path.join(run_dir, _files.CHECKPOINT)
     clock = {"time_s": 0.0, "train_s": 0.0, "compile_s": 0.0}  # totals so far
-    if resume:
+    if resume and _before_first_checkpoint(run_dir, checkpoint, config):
+        # Stopped before its first checkpoint: it starts again from step 0.
+        _check_resume(run_dir, step, steps, config)
+        _files.remove_leftovers(run_dir)
+        rows = _files.rewind_metrics(run_dir, 0)
+    elif resume:
         try:
             saved = io.load(checkpoint, {"model": model, "opt_state": opt_state})
             metadata = io.load_metadata(checkpoint)
@@ -163,6 +180,7 @@ def fit(
                 "left as it is."
             ) from None
         _check_resume(run_dir, step, steps, config)
+        _files.remove_leftovers(run_dir)
         clock |= {k: float(v) for k, v in metadata.get("clock", {}).items()}
         model, opt_state = saved["model"], saved["opt_state"]
         rows = _files.rewind_metrics(run_dir, step)
