@@ -346,6 +346,14 @@ def assert_trees_close(actual, expected, tol):
 # How many generated examples each property test ran (printed by conftest).
 HYPOTHESIS_EXAMPLES: dict = {}
 
+
+def count_example(name: str, outcome: str) -> None:
+    """Tally one generated example of `name` as `outcome` (worked, refused,
+    checked...), for conftest's summary."""
+    key = f"{name}: {outcome}"
+    HYPOTHESIS_EXAMPLES[key] = HYPOTHESIS_EXAMPLES.get(key, 0) + 1
+
+
 # The largest differences seen against each peer library, printed at the end of
 # the test session (see conftest.pytest_terminal_summary).
 MAX_ERRORS: dict = {}

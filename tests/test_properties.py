@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import jaxrnn
-from helpers import CELLS, HYPOTHESIS_EXAMPLES, assert_trees_close
+from helpers import CELLS, assert_trees_close, count_example
 
 hypothesis = pytest.importorskip("hypothesis")
 pytestmark = pytest.mark.slow
@@ -28,12 +28,6 @@ SETTINGS = settings(
 )
 DTYPES = [jnp.float32, jnp.bfloat16, jnp.float16, jnp.int32, jnp.complex64, jnp.bool_]
 FLOATS = (jnp.float32, jnp.bfloat16, jnp.float16)
-
-
-def _count(name, outcome):
-    """Tally each example as worked (and matched) or refused (clearly)."""
-    key = f"{name}: {outcome}"
-    HYPOTHESIS_EXAMPLES[key] = HYPOTHESIS_EXAMPLES.get(key, 0) + 1
 
 
 def _clear_error(error, fn):
@@ -113,9 +107,9 @@ def test_unroll_works_and_matches_the_loop_or_raises_clearly(case):
     except (ValueError, TypeError) as error:
         assert fault is not None, f"valid input refused: {error}"
         _clear_error(error, "unroll")
-        _count("unroll", "refused")
+        count_example("unroll", "refused")
         return
-    _count("unroll", "worked")
+    count_example("unroll", "worked")
     loop_kwargs = {k: v for k, v in kwargs.items() if k != "checkpoint"}
     expected = jaxrnn.unroll_loop(cell.step, params, carry, xs, **loop_kwargs)
     tol = 1e-5 if params.w_hh.dtype == jnp.float32 else 5e-2
@@ -193,9 +187,9 @@ def test_apply_layer_works_and_matches_per_example_runs_or_raises_clearly(case):
     except (ValueError, TypeError) as error:
         assert fault is not None, f"valid input refused: {error}"
         _clear_error(error, "apply_layer")
-        _count("apply_layer", "refused")
+        count_example("apply_layer", "refused")
         return
-    _count("apply_layer", "worked")
+    count_example("apply_layer", "worked")
     batch, seq_len, _ = xs.shape
     assert ys.shape == (batch, seq_len, params.features)
     assert bool(jnp.all(jnp.isfinite(ys)))
@@ -235,7 +229,7 @@ def test_steps_refuse_batched_or_missing_axes_clearly(cell, D, H, extra):
         new, y = cell.step(params, carry, x)
     except (ValueError, TypeError) as error:
         _clear_error(error, getattr(cell.step, "func", cell.step).__name__)
-        _count("step", "refused")
+        count_example("step", "refused")
         return
     raise AssertionError(f"{cell} accepted x of shape {x.shape}")
 
@@ -269,9 +263,9 @@ def test_initialisers_work_or_raise_clearly(init, first, second, scheme, dtype):
         params = init(jax.random.key(0), first, second, init=scheme, dtype=dtype)
     except (ValueError, TypeError) as error:
         _clear_error(error, init.__name__)
-        _count("initialisers", "refused")
+        count_example("initialisers", "refused")
         return
-    _count("initialisers", "worked")
+    count_example("initialisers", "worked")
     valid = lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1
     assert valid(first) and valid(second) and scheme in ("default", "torch")
     for leaf in jax.tree.leaves(params):
@@ -315,9 +309,9 @@ def test_losses_mask_and_readout_match_numpy_or_raise_clearly(B, T, V, fault, se
         except (ValueError, TypeError) as error:
             assert fault is not None, f"valid input refused: {error}"
             _clear_error(error, name)
-            _count("losses", "refused")
+            count_example("losses", "refused")
             continue
-        _count("losses", "worked")
+        count_example("losses", "worked")
         valid = mask.astype(bool)
         if name == "mse_loss":
             squared = ((predictions - targets) ** 2).mean(-1) * V

@@ -145,6 +145,14 @@ def test_stream_refusals_name_the_argument(getkey):
         )
     with pytest.raises(ValueError, match=r"init_state: batch_size"):
         jaxrnn.init_state(params, 0)
+    # What the layer refuses of a chunk names stream_layer too, not the
+    # apply_layer it runs the chunk through.
+    with pytest.raises(ValueError, match=r"stream_layer: impl must be one of"):
+        jaxrnn.stream_layer(params, state, jnp.ones((B, 2, D)), impl="cudnn")
+    with pytest.raises(ValueError, match=r"stream_layer: mask must have shape"):
+        jaxrnn.stream_layer(
+            params, state, jnp.ones((B, 2, D)), mask=np.ones((B, 3), bool)
+        )
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
