@@ -36,7 +36,6 @@ import time
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 import _timing  # noqa: E402
@@ -226,5 +225,4 @@ def _table(lines, env):
 
 
 if __name__ == "__main__":
-    np.random.seed(0)
     main()

@@ -10,6 +10,7 @@ There is no second implementation of the cells here.
 from __future__ import annotations
 
 import functools
+import inspect
 from typing import Any
 
 import jax
@@ -173,73 +174,28 @@ def apply_layer(
         >>> ys.shape, state.h.shape
         ((4, 7, 10), (4, 4, 5))
     """
-    return run(
-        "apply_layer",
-        params,
-        xs,
-        lengths=lengths,
-        mask=mask,
-        initial_state=initial_state,
-        reset=reset,
-        dropout=dropout,
-        recurrent_dropout=recurrent_dropout,
-        zoneout=zoneout,
-        training=training,
-        key=key,
-        include_initial=include_initial,
-        return_sequences=return_sequences,
-        unroll=unroll,
-        checkpoint=checkpoint,
-        matmul_dtype=matmul_dtype,
-        impl=impl,
-        time_major=time_major,
-    )
+    options = dict(locals())
+    del options["params"], options["xs"]
+    return run("apply_layer", params, xs, **options)
 
 
-def run(
-    fn: str,
-    params: LayerParams,
-    xs: ArrayLike,
-    *,
-    lengths: ArrayLike | None,
-    mask: ArrayLike | None,
-    initial_state: State | None,
-    reset: ArrayLike | None,
-    dropout: float,
-    recurrent_dropout: float,
-    zoneout: float | tuple[float, float],
-    training: bool,
-    key: jax.Array | None,
-    include_initial: bool,
-    return_sequences: bool,
-    unroll: int | bool,
-    checkpoint: str | int | None,
-    matmul_dtype: Any,
-    impl: str,
-    time_major: bool,
-) -> tuple[jax.Array, State]:
-    """`apply_layer`, whose errors name `fn`, the function the user called
-    (`stream_layer` runs its chunks through here)."""
-    o = _options.resolve(
-        fn,
-        params,
-        xs,
-        lengths=lengths,
-        mask=mask,
-        initial_state=initial_state,
-        reset=reset,
-        dropout=dropout,
-        recurrent_dropout=recurrent_dropout,
-        zoneout=zoneout,
-        training=training,
-        key=key,
-        include_initial=include_initial,
-        return_sequences=return_sequences,
-        unroll=unroll,
-        checkpoint=checkpoint,
-        matmul_dtype=matmul_dtype,
-        time_major=time_major,
-    )
+# apply_layer's options and their defaults (which stream_layer keeps).
+DEFAULTS = {
+    name: p.default
+    for name, p in inspect.signature(apply_layer).parameters.items()
+    if p.kind is inspect.Parameter.KEYWORD_ONLY
+}
+
+
+def run(fn: str, params: LayerParams, xs: ArrayLike, *, impl: str, **options: Any):
+    """`apply_layer` with `options` (all of DEFAULTS' names but impl), whose
+    errors name `fn`, the function the user called (`stream_layer` runs its
+    chunks through here)."""
+    matmul_dtype = options["matmul_dtype"]
+    return_sequences = options["return_sequences"]
+    include_initial = options["include_initial"]
+    time_major = options["time_major"]
+    o = _options.resolve(fn, params, xs, **options)
     chosen = _dispatch.choose(
         impl,
         o.spec.name,
@@ -252,7 +208,7 @@ def run(
         checkpoint=o.checkpoint is not None,
         matmul_dtype=matmul_dtype,
     )
-    run = _dispatch.runner(
+    run_one = _dispatch.runner(
         chosen,
         reference=functools.partial(_reference.run, o),
         cell=o.spec.name,
@@ -271,7 +227,7 @@ def run(
             index = layer * params.num_directions + direction
             carry0 = jax.tree.map(lambda a: a[index], o.state)
             initial_outputs.append(_regularise.hidden(carry0))
-            final, ys = run(
+            final, ys = run_one(
                 cell_params,
                 carry0,
                 inputs,

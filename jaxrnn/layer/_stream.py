@@ -21,7 +21,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxrnn import _checks
-from jaxrnn.layer._apply import run
+from jaxrnn.layer._apply import DEFAULTS, run
 from jaxrnn.layer._params import LayerParams, State, initial_carry, structure
 
 
@@ -147,25 +147,11 @@ def stream_layer(
             mask = _checks.bool_mask(fn, mask, "mask")
             _checks.shape(fn, "mask", mask, (batch_size,), "[B] (for one step [B, D])")
             mask = mask[:, None]
+    changed = {"mask": mask, "initial_state": state, "training": False}
     ys, state = run(
         fn,
         params,
         xs,
-        lengths=None,
-        mask=mask,
-        initial_state=state,
-        reset=None,
-        dropout=0.0,
-        recurrent_dropout=0.0,
-        zoneout=0.0,
-        training=False,
-        key=None,
-        include_initial=False,
-        return_sequences=True,
-        unroll=1,
-        checkpoint=None,
-        matmul_dtype=matmul_dtype,
-        impl=impl,
-        time_major=False,
+        **(DEFAULTS | changed | {"matmul_dtype": matmul_dtype, "impl": impl}),
     )
     return (ys[:, 0] if one_step else ys), state
