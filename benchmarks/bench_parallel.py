@@ -66,7 +66,7 @@ def _median_ms(fn, *args, repeats):
 def _impls():
     impls = ["parallel", "scan", "fused"]
     try:  # the compiled CPU kernels, where they built
-        impls.append(jaxrnn.fast.choose("cpu", "gru"))
+        impls.append(jaxrnn.layer.choose("cpu", "gru"))
     except ValueError:
         pass
     return impls

@@ -7,27 +7,29 @@ The reference cells (`rnn_step`, `lstm_step`, `gru_step`, and the variants
 `apply_layer` (in `jaxrnn/layer/`) give the stacked, bidirectional,
 variable-length layer of `torch.nn.LSTM`, with learned initial states,
 resets, recurrent dropout and zoneout on top, and run each layer through the
-implementation that `jaxrnn.fast` picks; `init_state` / `stream_layer` carry
+impl that the table of `jaxrnn.layer` picks; `init_state` / `stream_layer` carry
 its state across chunks for streaming. Training lives in `jaxrnn.train`,
 tasks in `jaxrnn.tasks`, gradient, gate and Lyapunov diagnostics in
 `jaxrnn.diagnostics`, `parallel_unroll` (every step solved at once by
 Newton's method) in `jaxrnn.parallel`, exact converters to and from
 PyTorch, Flax, Keras and Equinox in `jaxrnn.interop`, training runs with
-checkpoints in `jaxrnn.runs` and the benchmark harness in `jaxrnn.bench`.
+checkpoints in `jaxrnn.runs` and the benchmark harness in `jaxrnn.bench`
+(these two load on first use: they build on everything else).
 """
 
-from jaxrnn import bench as bench
+import importlib as _importlib
+
 from jaxrnn import diagnostics as diagnostics
 from jaxrnn import fast as fast
 from jaxrnn import interop as interop
 from jaxrnn import io as io
 from jaxrnn import parallel as parallel
-from jaxrnn import runs as runs
 from jaxrnn import tasks as tasks
 from jaxrnn import train as train
 from jaxrnn._unroll import lengths_to_mask as lengths_to_mask
 from jaxrnn._unroll import unroll as unroll
 from jaxrnn._unroll import unroll_loop as unroll_loop
+from jaxrnn._version import __version__ as __version__
 from jaxrnn.cells import CIFGLSTMParams as CIFGLSTMParams
 from jaxrnn.cells import GRUParams as GRUParams
 from jaxrnn.cells import LayerNormGRUParams as LayerNormGRUParams
@@ -70,7 +72,14 @@ from jaxrnn.layer import init_state as init_state
 from jaxrnn.layer import stream_layer as stream_layer
 from jaxrnn.parallel import parallel_unroll as parallel_unroll
 
-__version__ = "0.1.0"
+_LAZY = ("bench", "runs")
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return _importlib.import_module(f"jaxrnn.{name}")
+    raise AttributeError(f"module 'jaxrnn' has no attribute {name!r}")
+
 
 __all__ = [
     "CIFGLSTMParams",

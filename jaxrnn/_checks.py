@@ -52,6 +52,14 @@ def as_array(fn: str, arg: str, x: Any) -> jax.Array:
     fail(fn, arg, "must be an array", f"a {type(x).__name__}", kind=TypeError)
 
 
+def int_array(fn: str, arg: str, x: Any, what: str = "must have an integer dtype"):
+    """x as an array with an integer dtype, or a TypeError naming `arg`."""
+    x = as_array(fn, arg, x)
+    if not jnp.issubdtype(x.dtype, jnp.integer):
+        fail(fn, arg, what, f"dtype {x.dtype.name}", kind=TypeError)
+    return x
+
+
 def float_array(
     fn: str, arg: str, x: Any, *, ndim: int | None = None, hint: str = ""
 ) -> jax.Array:

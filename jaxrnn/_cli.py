@@ -205,7 +205,11 @@ def _number(kind, minimum=None, *, positive=False, allow_none=False):
 
 _TASK = runs.RunConfig().task
 # None in RunConfig means the cell's own default, which init_layer sets.
-_CELL_DEFAULTS = {"forget_bias": "the cell's, 1.0", "update_bias": "the cell's, 0"}
+_CELL_DEFAULTS = {
+    "forget_bias": "the cell's, 1.0",
+    "update_bias": "the cell's, 0",
+    "activation": "the cell's",
+}
 
 
 def _run_flags(p: argparse.ArgumentParser, cells_nargs: str | None) -> None:
@@ -258,7 +262,7 @@ def _run_flags(p: argparse.ArgumentParser, cells_nargs: str | None) -> None:
         shown = _CELL_DEFAULTS.get(name) or _config.shown_default(name)
         p.add_argument(flag, type=kind, default=S, help=f"{text} ({shown})")
     for flag, choices, text in (
-        ("--activation", _config.ACTIVATIONS, "g1 of the Elman RNN"),
+        ("--activation", _config.ACTIVATIONS, "g1 of the cells that take one"),
         ("--impl", _config.IMPLS, "apply_layer's impl"),
         ("--matmul-dtype", _config.MATMUL_DTYPES, "the layer's matmul inputs"),
         ("--optimizer", _config.OPTIMIZERS, "the optax optimizer"),
@@ -274,7 +278,7 @@ def _run_flags(p: argparse.ArgumentParser, cells_nargs: str | None) -> None:
             flag,
             choices=choices,
             default=S,
-            help=f"{text} ({_config.shown_default(name)})",
+            help=f"{text} ({_CELL_DEFAULTS.get(name) or _config.shown_default(name)})",
         )
     p.add_argument("--json", action="store_true", help="print JSON results")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

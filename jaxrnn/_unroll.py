@@ -38,15 +38,7 @@ def lengths_to_mask(lengths: ArrayLike, seq_len: int) -> jax.Array:
         [[0, 0, 0], [1, 1, 0], [1, 1, 1]]
     """
     fn = "lengths_to_mask"
-    lengths = _checks.as_array(fn, "lengths", lengths)
-    if not jnp.issubdtype(lengths.dtype, jnp.integer):
-        _checks.fail(
-            fn,
-            "lengths",
-            "must have an integer dtype",
-            f"dtype {lengths.dtype.name}",
-            kind=TypeError,
-        )
+    lengths = _checks.int_array(fn, "lengths", lengths)
     if isinstance(seq_len, bool) or not isinstance(seq_len, numbers.Integral):
         _checks.fail(fn, "seq_len", "must be an int", repr(seq_len), kind=TypeError)
     if seq_len < 0:
@@ -94,25 +86,41 @@ def resolve_mask(
     return None
 
 
-def zero_masked(xs: Any, mask: jax.Array | None) -> Any:
-    """xs with every masked-out step set to zero, so that it never reaches a cell.
+# The mask rule for every Python path: a masked step's carry is held
+# (`hold`); its output, input and gradients are zero (`zero_masked`). The
+# kernels' one copy is `live` and `held` in fast/csrc/cells.h.
 
-    `mask` is bool [*batch, T] and every leaf of the pytree xs is [*batch, T,
-    ...]. A masked step's output and carry are discarded by a `where`, but
-    the backward pass still multiplies the step's Jacobian at that input by
-    a zero cotangent: with a NaN or an infinity in the padding that product
-    is NaN, and it reaches every weight's gradient. With the input zeroed,
-    the masked step is evaluated at a finite point and contributes exact
-    zeros, whatever the padding held.
+
+def _along(keep: jax.Array, a: jax.Array) -> jax.Array:
+    """keep [*lead] shaped to broadcast over a [*lead, ...]."""
+    return keep.reshape(keep.shape + (1,) * (a.ndim - keep.ndim))
+
+
+def hold(keep: jax.Array | None, new: Any, old: Any) -> Any:
+    """The carry after a step under the mask rule: `new` where keep is True,
+    `old` (held) where it is False. keep is bool over the leaves' leading
+    axes (a scalar for one example, [B] for a batch); None keeps new."""
+    if keep is None:
+        return new
+    return jax.tree.map(lambda a, b: jnp.where(_along(keep, a), a, b), new, old)
+
+
+def zero_masked(xs: Any, mask: jax.Array | None) -> Any:
+    """xs with every masked-out step set to zero: a step's output (or the
+    gradients it passes on), or the inputs, so that padding never reaches a
+    cell.
+
+    `mask` is bool over the leading axes of every leaf of the pytree xs
+    ([*batch, T] for inputs [*batch, T, ...]). A masked step's output and
+    carry are discarded by a `where`, but the backward pass still multiplies
+    the step's Jacobian at that input by a zero cotangent: with a NaN or an
+    infinity in the padding that product is NaN, and it reaches every
+    weight's gradient. With the input zeroed, the masked step is evaluated at
+    a finite point and contributes exact zeros, whatever the padding held.
     """
     if mask is None:
         return xs
-
-    def clean(a):
-        keep = mask.reshape(mask.shape + (1,) * (a.ndim - mask.ndim))
-        return jnp.where(keep, a, jnp.zeros_like(a))
-
-    return jax.tree.map(clean, xs)
+    return jax.tree.map(lambda a: jnp.where(_along(mask, a), a, jnp.zeros_like(a)), xs)
 
 
 def _time_mask(
@@ -195,12 +203,7 @@ def scan(
                 lambda first, old: jnp.where(fresh, first, old), initial, carry
             )
         new_carry, y = step_fn(start, x)
-        if keep is None:
-            return new_carry, y
-        carry = jax.tree.map(
-            lambda new, old: jnp.where(keep, new, old), new_carry, carry
-        )
-        return carry, None if y is None else jnp.where(keep, y, jnp.zeros_like(y))
+        return hold(keep, new_carry, carry), zero_masked(y, keep)
 
     inputs = (xs, mask, reset)
     return _remat_scan(body, carry, inputs, bool(reverse), unroll, checkpoint)

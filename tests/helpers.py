@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxrnn
+from jaxrnn.cells import _registry
 
 
 def x64():
@@ -231,9 +232,12 @@ def proj_size(hidden):
 class Cell:
     """One entry of the registry the contract tests run over."""
 
-    def __init__(self, name, init, step, init_carry, numpy_fn, out=lambda h: h):
+    def __init__(
+        self, name, init, step, init_carry, numpy_fn, out=lambda h: h, spec=None
+    ):
         self.name, self.init, self.step = name, init, step
         self.init_carry, self.numpy_fn = init_carry, numpy_fn
+        self.spec = spec
         self.out = out  # the size of h (and of the outputs) for a given H
 
     def __repr__(self):
@@ -254,63 +258,66 @@ class Cell:
         return self.numpy_fn(params, carry, np.asarray(xs, np.float64))
 
 
-CELLS = [
-    *(
-        Cell(
-            f"rnn_{g}",
-            jaxrnn.init_rnn,
-            functools.partial(jaxrnn.rnn_step, activation=g),
-            jaxrnn.init_rnn_carry,
-            functools.partial(lambda p, h, xs, g: np_rnn(p, h, xs, g), g=g),
+# The NumPy oracle of every registered cell, by name: a cell registered
+# without one fails here, at import, rather than going untested.
+ORACLES = {
+    "rnn": np_rnn,
+    "lstm": _np_lstm_carry,
+    "gru": np_gru,
+    "peephole_lstm": _carry_of(np_peephole_lstm),
+    "layer_norm_lstm": _carry_of(np_layer_norm_lstm),
+    "layer_norm_gru": np_layer_norm_gru,
+    "proj_lstm": _carry_of(np_proj_lstm),
+    "cifg_lstm": _carry_of(np_cifg_lstm),
+    "mgu": np_mgu,
+}
+# The sizes a cell is built with beyond (D, H): the projected LSTM's P.
+_EXTRA_SIZES = {"proj_lstm": lambda h: (proj_size(h),)}
+
+
+def _carry_maker(spec):
+    """The zero carry of a cell for a given H: h of the output's size, and
+    the LSTM-like cells' c of size H."""
+    extra = _EXTRA_SIZES.get(spec.name, lambda h: ())
+
+    def init_carry(hidden, dtype=jnp.float32):
+        out = (*extra(hidden), hidden)[0]
+        h = jnp.zeros((out,), dtype)
+        return (
+            jaxrnn.LSTMCarry(h, jnp.zeros((hidden,), dtype)) if spec.lstm_carry else h
         )
-        for g in ("tanh", "sigmoid", "relu")
-    ),
-    Cell(
-        "lstm",
-        jaxrnn.init_lstm,
-        jaxrnn.lstm_step,
-        jaxrnn.init_lstm_carry,
-        _np_lstm_carry,
-    ),
-    Cell("gru", jaxrnn.init_gru, jaxrnn.gru_step, jaxrnn.init_gru_carry, np_gru),
-    Cell(
-        "peephole_lstm",
-        jaxrnn.init_peephole_lstm,
-        jaxrnn.peephole_lstm_step,
-        jaxrnn.init_lstm_carry,
-        _carry_of(np_peephole_lstm),
-    ),
-    Cell(
-        "layer_norm_lstm",
-        jaxrnn.init_layer_norm_lstm,
-        jaxrnn.layer_norm_lstm_step,
-        jaxrnn.init_lstm_carry,
-        _carry_of(np_layer_norm_lstm),
-    ),
-    Cell(
-        "layer_norm_gru",
-        jaxrnn.init_layer_norm_gru,
-        jaxrnn.layer_norm_gru_step,
-        jaxrnn.init_gru_carry,
-        np_layer_norm_gru,
-    ),
-    Cell(
-        "proj_lstm",
-        lambda key, d, h, **kw: jaxrnn.init_proj_lstm(key, d, h, proj_size(h), **kw),
-        jaxrnn.proj_lstm_step,
-        lambda h, **kw: jaxrnn.init_proj_lstm_carry(h, proj_size(h), **kw),
-        _carry_of(np_proj_lstm),
-        out=proj_size,
-    ),
-    Cell(
-        "cifg_lstm",
-        jaxrnn.init_cifg_lstm,
-        jaxrnn.cifg_lstm_step,
-        jaxrnn.init_lstm_carry,
-        _carry_of(np_cifg_lstm),
-    ),
-    Cell("mgu", jaxrnn.init_mgu, jaxrnn.mgu_step, jaxrnn.init_gru_carry, np_mgu),
-]
+
+    return init_carry
+
+
+def _registered_cells():
+    """One Cell per registered cell, and per activation for those taking one."""
+    for spec in _registry.CELLS.values():
+        extra = _EXTRA_SIZES.get(spec.name, lambda h: ())
+        init = functools.partial(
+            lambda key, d, h, spec, extra, **kw: spec.init(key, d, h, *extra(h), **kw),
+            spec=spec,
+            extra=extra,
+        )
+        out = lambda h, extra=extra: (*extra(h), h)[0]
+        oracle = ORACLES[spec.name]
+        for g in ("tanh", "sigmoid", "relu") if spec.activation else (None,):
+            step, numpy_fn, name = spec.step, oracle, spec.name
+            if g is not None:
+                step = functools.partial(step, activation=g)
+                numpy_fn = functools.partial(
+                    lambda p, h, xs, g, oracle: oracle(p, h, xs, g), g=g, oracle=oracle
+                )
+                name = f"{spec.name}_{g}"
+            yield Cell(
+                name, init, step, _carry_maker(spec), numpy_fn, out=out, spec=spec
+            )
+
+
+CELLS = list(_registered_cells())
+BY_NAME = {c.name: c for c in CELLS}
+# The lecture's three cells and their activations; the rest are variants.
+VARIANTS = [c for c in CELLS if c.spec.name not in ("rnn", "lstm", "gru")]
 CELL_IDS = [c.name for c in CELLS]
 
 # The one tolerance table: atol = rtol, by what is compared and its dtype.

@@ -5,7 +5,10 @@
 - imports between jaxrnn's modules form no cycle, and none is made inside a
   function (optional frameworks aside, and Pallas, which is imported when a
   kernel loop is traced);
-- every module stays under 400 lines and every __init__ only re-exports;
+- imports flow down the floors of docs/layout.md (FLOORS): a module imports
+  only from its own floor or those below;
+- every module stays under 400 lines and every __init__ only re-exports
+  (eagerly, or lazily through a PEP 562 `__getattr__`);
 - `import jaxrnn` loads neither Pallas nor an optional framework.
 """
 
@@ -30,6 +33,30 @@ MODULES = {
 # What a function may import: the optional frameworks (each extra's package).
 OPTIONAL = ("torch", "flax", "keras", "equinox", "matplotlib", "jax.experimental.rnn")
 MAX_LINES = 400
+# docs/layout.md's floors, lowest first; a module imports only from its own
+# floor or below. The root package sits on top: it re-exports everything.
+FLOORS = (
+    ("jaxrnn._checks", "jaxrnn._version"),
+    ("jaxrnn.cells",),
+    ("jaxrnn._unroll",),
+    ("jaxrnn.parallel",),
+    ("jaxrnn.fast",),
+    ("jaxrnn.layer",),
+    ("jaxrnn.train", "jaxrnn.diagnostics", "jaxrnn.tasks", "jaxrnn.io"),
+    ("jaxrnn.interop", "jaxrnn.runs", "jaxrnn.bench"),
+    ("jaxrnn._cli", "jaxrnn.__main__", "jaxrnn"),
+)
+
+
+def _floor(module: str) -> int:
+    """The floor of a module: that of the longest FLOORS entry it is in."""
+    best = max(
+        (len(prefix), level)
+        for level, prefixes in enumerate(FLOORS)
+        for prefix in prefixes
+        if module == prefix or module.startswith(prefix + ".")
+    )
+    return best[1]
 
 
 def _imports(path: pathlib.Path):
@@ -52,10 +79,17 @@ def _imports(path: pathlib.Path):
 
 def test_folders_say_what_a_file_is():
     top = sorted(p.name for p in PACKAGE.glob("_*.py"))
-    assert top == ["__init__.py", "__main__.py", "_checks.py", "_cli.py", "_unroll.py"]
+    assert top == [
+        "__init__.py",
+        "__main__.py",
+        "_checks.py",
+        "_cli.py",
+        "_unroll.py",
+        "_version.py",
+    ]
     cells = {p.stem for p in (PACKAGE / "cells").glob("_*.py")}
     assert {"_elman", "_lstm", "_gru", "_activations", "_registry"} <= cells
-    assert {"_dispatch", "_vjp", "_pallas"} <= {
+    assert {"_vjp", "_fused", "_pallas"} <= {
         p.stem for p in (PACKAGE / "fast").glob("_*.py")
     }
 
@@ -84,6 +118,28 @@ def test_no_import_cycles():
             visit(name, [])
 
 
+def test_imports_flow_down_the_floors():
+    upward = []
+    for name, path in MODULES.items():
+        for dep in set(_imports(path)[0]) & set(MODULES):
+            if _floor(dep) > _floor(name):
+                upward.append(f"{name} -> {dep}")
+    assert not upward, f"imports that run back up: {sorted(upward)}"
+
+
+def _lazy(node) -> bool:
+    """A PEP 562 `__getattr__`, or the private names it reads."""
+    if isinstance(node, ast.FunctionDef):
+        return node.name == "__getattr__"
+    if isinstance(node, ast.Import):  # a standard module under a private name
+        return all(a.asname and a.asname.startswith("_") for a in node.names)
+    targets = getattr(node, "targets", [])
+    return isinstance(node, ast.Assign) and all(
+        isinstance(t, ast.Name) and t.id.startswith("_") and t.id != "__all__"
+        for t in targets
+    )
+
+
 @pytest.mark.parametrize("name", sorted(MODULES))
 def test_module_rules(name):
     path = MODULES[name]
@@ -96,6 +152,8 @@ def test_module_rules(name):
         for node in ast.parse(path.read_text()).body:
             if isinstance(node, ast.ImportFrom):  # a re-export, named or renamed
                 assert all(a.asname for a in node.names), ast.dump(node)
+                continue
+            if _lazy(node):
                 continue
             value = node.value if isinstance(node, (ast.Expr, ast.Assign)) else None
             targets = [t.id for t in getattr(node, "targets", [])]

@@ -9,7 +9,7 @@ import pytest
 from jax.test_util import check_grads
 
 import jaxrnn
-from helpers import CELL_IDS, CELLS, assert_trees_close, x64
+from helpers import BY_NAME, CELL_IDS, CELLS, assert_trees_close, x64
 
 D, H, T = 3, 5, 7
 MASK = jnp.array([True, True, False, True, False, False, True])
@@ -37,7 +37,7 @@ def test_unroll_equals_loop_oracle(cell, reverse, masking, getkey):
 
 def test_loop_oracle_is_the_plain_python_loop(getkey):
     """unroll_loop with no mask is literally step after step."""
-    cell = CELLS[3]
+    cell = BY_NAME["lstm"]
     params, carry, xs = _setup(cell, getkey)
     c, ys = carry, []
     for t in range(T):
@@ -117,7 +117,7 @@ def test_reverse_is_the_flipped_sequence(cell, getkey):
 
 @pytest.mark.parametrize("factor", [2, 3, True])
 def test_unroll_factor_changes_nothing(factor, getkey):
-    cell = CELLS[3]
+    cell = BY_NAME["lstm"]
     params, carry, xs = _setup(cell, getkey)
     assert_trees_close(
         jaxrnn.unroll(cell.step, params, carry, xs, mask=MASK, unroll=factor),

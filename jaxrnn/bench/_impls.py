@@ -19,8 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-import jaxrnn
 from jaxrnn import interop
+from jaxrnn import layer as _layer
 from jaxrnn.bench._torch import torch_runner
 from jaxrnn.fast import _cpu
 
@@ -121,7 +121,7 @@ class JaxRunner:
 def _jaxrnn(impl: str):
     def build(layer, xs, targets):
         def forward(params, xs):
-            return jaxrnn.apply_layer(params, xs, impl=impl)[0]
+            return _layer.apply_layer(params, xs, impl=impl)[0]
 
         return JaxRunner(forward, layer, xs, targets)
 

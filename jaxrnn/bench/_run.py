@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import jaxrnn
+from jaxrnn import layer as _layer
 from jaxrnn.bench._grid import Problem
 from jaxrnn.bench._impls import IMPLS, MEASURES, Impl
 from jaxrnn.bench._timing import environment
@@ -34,7 +34,7 @@ def problem_data(problem: Problem, seed: int = 0):
     """
     key = jax.random.key(seed)
     k_layer, k_x, k_y = jax.random.split(key, 3)
-    layer = jaxrnn.init_layer(
+    layer = _layer.init_layer(
         k_layer,
         problem.cell,
         problem.features,
@@ -108,7 +108,7 @@ def run(
         progress(f"== {problem.label()} ({problem.source})")
         layer, xs, targets = problem_data(problem)
         reference = np.asarray(
-            jaxrnn.apply_layer(layer, xs, impl="scan")[0], np.float64
+            _layer.apply_layer(layer, xs, impl="scan")[0], np.float64
         )
         base = {
             **env,

@@ -48,18 +48,9 @@ def init_cifg_lstm(
 ) -> CIFGLSTMParams:
     """Initialise a CIFG LSTM.
 
-    Args:
-        key: a PRNG key.
-        input_size: D.
-        hidden_size: H.
-        init: "default" or "torch"; see `init_lstm`.
-        forget_bias: added to the f block (block 0) of b; 1.0 by default with
-            init="default", as for `init_lstm`.
-        bias: False gives b=None.
-        dtype: a floating dtype for every parameter.
-
-    Returns:
-        CIFGLSTMParams(w_ih [3H, D], w_hh [3H, H], b [3H] or None).
+    Args and Returns as for `init_lstm`, with three gate blocks: b [3H], and
+    forget_bias added to the f block (block 0), 1.0 by default with
+    init="default".
 
     Examples:
         >>> import jax
@@ -97,21 +88,8 @@ def cifg_lstm_step(
         c_new = sigmoid(f) * c + (1 - sigmoid(f)) * tanh(g)
         h_new = sigmoid(o) * tanh(c_new)
 
-    Args:
-        params: from `init_cifg_lstm`.
-        carry: LSTMCarry(h [H], c [H]); `init_lstm_carry` makes the zero one.
-        x: input at this step, [D], in the params' dtype.
-        recurrent_mask: optional [H], multiplies h where it enters w_hh
-            (variational recurrent dropout).
-        matmul_dtype: the mixed-precision policy: a dtype such as
-            jnp.bfloat16 for the matmuls' inputs, accumulated in the
-            params' dtype. None, the default, is full precision.
-
-    Returns:
-        (LSTMCarry(h_new, c_new), h_new)
-
-    Raises:
-        TypeError, ValueError: as `lstm_step`, naming the bad argument.
+    Args, Returns and Raises as for `lstm_step`, with params from
+    `init_cifg_lstm`.
 
     Examples:
         >>> import jax, jax.numpy as jnp

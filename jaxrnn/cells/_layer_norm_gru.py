@@ -60,17 +60,9 @@ def init_layer_norm_gru(
     The weights and biases are drawn as by `init_gru` with the same key; the
     gains start at 1.
 
-    Args:
-        key: a PRNG key.
-        input_size: D.
-        hidden_size: H.
-        init: "default" or "torch"; see `init_gru`.
-        bias: False gives b=None and b_hn=None.
-        dtype: a floating dtype for every parameter.
-
-    Returns:
-        LayerNormGRUParams(w_ih [3H, D], w_hh [3H, H], b [3H], b_hn [H],
-        gain_ih [3H], gain_hh [3H]).
+    Args as for `init_gru` (bias=False gives b=None and b_hn=None); returns
+    LayerNormGRUParams(w_ih [3H, D], w_hh [3H, H], b [3H], b_hn [H],
+    gain_ih [3H], gain_hh [3H]).
 
     Examples:
         >>> import jax
@@ -103,21 +95,8 @@ def layer_norm_gru_step(
         n = tanh(x_n + r * (h_n + b_hn))
         h_new = (1 - z) * n + z * h
 
-    Args:
-        params: from `init_layer_norm_gru`.
-        carry: h [H].
-        x: input at this step, [D], in the params' dtype.
-        recurrent_mask: optional [H], multiplies h where it enters w_hh
-            (variational recurrent dropout); z * h uses the unmasked h.
-        matmul_dtype: the mixed-precision policy: a dtype such as
-            jnp.bfloat16 for the matmuls' inputs, accumulated in the
-            params' dtype. None, the default, is full precision.
-
-    Returns:
-        (h_new, h_new)
-
-    Raises:
-        TypeError, ValueError: as `gru_step`, naming the bad argument.
+    Args, Returns and Raises as for `gru_step`, with params from
+    `init_layer_norm_gru`.
 
     Examples:
         >>> import jax, jax.numpy as jnp

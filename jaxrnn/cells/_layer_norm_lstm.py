@@ -65,18 +65,9 @@ def init_layer_norm_lstm(
     w_ih, w_hh and b are drawn as by `init_lstm` with the same key; the gains
     start at 1 and bias_c at 0 (the identity normalisation), as in the paper.
 
-    Args:
-        key: a PRNG key.
-        input_size: D.
-        hidden_size: H.
-        init: "default" or "torch"; see `init_lstm`.
-        forget_bias: added to the forget block of b; see `init_lstm`.
-        bias: False gives b=None and bias_c=None.
-        dtype: a floating dtype for every parameter.
-
-    Returns:
-        LayerNormLSTMParams(w_ih [4H, D], w_hh [4H, H], b [4H], gain_ih [4H],
-        gain_hh [4H], gain_c [H], bias_c [H]).
+    Args as for `init_lstm` (bias=False also gives bias_c=None); returns
+    LayerNormLSTMParams(w_ih [4H, D], w_hh [4H, H], b [4H], gain_ih [4H],
+    gain_hh [4H], gain_c [H], bias_c [H]).
 
     Examples:
         >>> import jax
@@ -123,21 +114,8 @@ def layer_norm_lstm_step(
     LN(z) = (z - mean(z)) / sqrt(var(z) + 1e-5), statistics in float32 (or
     float64) whatever the params' dtype.
 
-    Args:
-        params: from `init_layer_norm_lstm`.
-        carry: LSTMCarry(h [H], c [H]); `init_lstm_carry` makes the zero one.
-        x: input at this step, [D], in the params' dtype.
-        recurrent_mask: optional [H], multiplies h where it enters w_hh
-            (variational recurrent dropout).
-        matmul_dtype: the mixed-precision policy: a dtype such as
-            jnp.bfloat16 for the matmuls' inputs, accumulated in the
-            params' dtype. None, the default, is full precision.
-
-    Returns:
-        (LSTMCarry(h_new, c_new), h_new)
-
-    Raises:
-        TypeError, ValueError: as `lstm_step`, naming the bad argument.
+    Args, Returns and Raises as for `lstm_step`, with params from
+    `init_layer_norm_lstm`.
 
     Examples:
         >>> import jax, jax.numpy as jnp

@@ -45,17 +45,8 @@ def init_mgu(
 ) -> MGUParams:
     """Initialise a minimal gated unit.
 
-    Args:
-        key: a PRNG key.
-        input_size: D.
-        hidden_size: H.
-        init: "default" (Glorot-uniform w_ih, orthogonal w_hh blocks, zero b)
-            or "torch" (U(-1/sqrt(H), 1/sqrt(H)), b as a sum of two draws).
-        bias: False gives b=None.
-        dtype: a floating dtype for every parameter.
-
-    Returns:
-        MGUParams(w_ih [2H, D], w_hh [2H, H], b [2H] or None).
+    Args as for `init_gru`, with two gate blocks and one bias; returns
+    MGUParams(w_ih [2H, D], w_hh [2H, H], b [2H] or None).
 
     Examples:
         >>> import jax
@@ -92,21 +83,9 @@ def mgu_step(
         n = tanh(x_n + u_n @ (f * h))
         h_new = (1 - f) * h + f * n
 
-    Args:
-        params: from `init_mgu`.
-        carry: h [H].
-        x: input at this step, [D], in the params' dtype.
-        recurrent_mask: optional [H], multiplies h where it enters w_hh (both
-            matmuls); the (1 - f) * h term keeps the unmasked h.
-        matmul_dtype: the mixed-precision policy: a dtype such as
-            jnp.bfloat16 for the matmuls' inputs, accumulated in the
-            params' dtype. None, the default, is full precision.
-
-    Returns:
-        (h_new, h_new)
-
-    Raises:
-        TypeError, ValueError: as `gru_step`, naming the bad argument.
+    Args, Returns and Raises as for `gru_step`, with params from `init_mgu`;
+    the recurrent mask multiplies h in both matmuls, and the (1 - f) * h term
+    keeps the unmasked h.
 
     Examples:
         >>> import jax, jax.numpy as jnp

@@ -62,18 +62,9 @@ def init_peephole_lstm(
     the peepholes are learned from there; init="torch" draws them from
     U(-1/sqrt(H), 1/sqrt(H)) like every other weight.
 
-    Args:
-        key: a PRNG key.
-        input_size: D.
-        hidden_size: H.
-        init: "default" or "torch"; see `init_lstm`.
-        forget_bias: added to the forget block of b; see `init_lstm`.
-        bias: False gives b=None (the peepholes stay).
-        dtype: a floating dtype for every parameter.
-
-    Returns:
-        PeepholeLSTMParams(w_ih [4H, D], w_hh [4H, H], b [4H] or None,
-        w_ci [H], w_cf [H], w_co [H]).
+    Args as for `init_lstm` (bias=False keeps the peepholes); returns
+    PeepholeLSTMParams(w_ih [4H, D], w_hh [4H, H], b [4H] or None, w_ci [H],
+    w_cf [H], w_co [H]).
 
     Examples:
         >>> import jax
@@ -122,21 +113,8 @@ def peephole_lstm_step(
         c_new = sigmoid(f + w_cf * c) * c + sigmoid(i + w_ci * c) * tanh(g)
         h_new = sigmoid(o + w_co * c_new) * tanh(c_new)
 
-    Args:
-        params: from `init_peephole_lstm`.
-        carry: LSTMCarry(h [H], c [H]); `init_lstm_carry` makes the zero one.
-        x: input at this step, [D], in the params' dtype.
-        recurrent_mask: optional [H], multiplies h where it enters w_hh
-            (variational recurrent dropout; `apply_layer` samples it).
-        matmul_dtype: the mixed-precision policy: a dtype such as
-            jnp.bfloat16 for the matmuls' inputs, accumulated in the
-            params' dtype. None, the default, is full precision.
-
-    Returns:
-        (LSTMCarry(h_new, c_new), h_new)
-
-    Raises:
-        TypeError, ValueError: as `lstm_step`, naming the bad argument.
+    Args, Returns and Raises as for `lstm_step`, with params from
+    `init_peephole_lstm`.
 
     Examples:
         >>> import jax, jax.numpy as jnp

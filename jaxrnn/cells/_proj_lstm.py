@@ -134,22 +134,10 @@ def proj_lstm_step(
         c_new = sigmoid(f) * c + sigmoid(i) * tanh(g)
         h_new = w_hr @ (sigmoid(o) * tanh(c_new))
 
-    Args:
-        params: from `init_proj_lstm`; w_ih [4H, D], w_hh [4H, P], b [4H],
-            w_hr [P, H].
-        carry: LSTMCarry(h [P], c [H]); see `init_proj_lstm_carry`.
-        x: input at this step, [D], in the params' dtype.
-        recurrent_mask: optional [P], multiplies h where it enters w_hh
-            (variational recurrent dropout).
-        matmul_dtype: the mixed-precision policy: a dtype such as
-            jnp.bfloat16 for the matmuls' inputs, accumulated in the
-            params' dtype. None, the default, is full precision.
-
-    Returns:
-        (LSTMCarry(h_new [P], c_new [H]), h_new)
-
-    Raises:
-        TypeError, ValueError: as `lstm_step`, naming the bad argument.
+    Args, Returns and Raises as for `lstm_step`, with params from
+    `init_proj_lstm` and h of size P: the carry is LSTMCarry(h [P], c [H])
+    (`init_proj_lstm_carry`), the recurrent mask [P], and the step returns
+    (LSTMCarry(h_new [P], c_new [H]), h_new).
 
     Examples:
         >>> import jax, jax.numpy as jnp

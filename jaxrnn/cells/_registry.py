@@ -1,9 +1,9 @@
-"""The registry of cells: each name's params type, step, initialiser and carry.
+"""The registry of cells: the one description of each cell.
 
-The layer API and the converters look cells up here, so a new cell is one
-entry. Sizes are read from the weights: w_ih is [G*H, D] and w_hh is
-[G*H, R], where R, the size of h, is H for every cell but the projected LSTM
-(R = P).
+The layer, the impls, the fast paths, the runs and the tests read a cell's
+facts here, so a new cell is one module and one entry. Sizes are read from
+the weights: w_ih is [G*H, D] and w_hh is [G*H, R], where R, the size of h,
+is H for every cell but the projected LSTM (R = P).
 """
 
 from __future__ import annotations
@@ -44,6 +44,14 @@ class CellSpec(NamedTuple):
         gates: G, the number of [H]-row blocks in w_ih and w_hh.
         lstm_carry: whether the carry is LSTMCarry(h, c) (else an array h).
         forget_bias: whether the initialiser takes `forget_bias`.
+        activation: for a cell whose step takes g1 (`activation=`), its
+            default g1 ("tanh" for the Elman RNN, as in PyTorch); None for
+            the cells that fix their activations.
+        fast: the module of `jaxrnn.fast` that holds the cell's fast forms
+            (its two layouts and hand-derived gradient), or None: the fused,
+            Pallas and CPU impls run only cells that have one.
+        kernel: the cell's id in the compiled CPU kernels (`enum Cell` in
+            `jaxrnn/fast/csrc/cells.h`, which a test pins to this), or None.
     """
 
     name: str
@@ -52,11 +60,14 @@ class CellSpec(NamedTuple):
     init: Callable
     gates: int
     lstm_carry: bool
-    forget_bias: bool
+    forget_bias: bool = False
+    activation: str | None = None
+    fast: str | None = None
+    kernel: int | None = None
 
 
-def _spec(name, params, step, init, *, gates, lstm_carry, forget_bias=False):
-    return CellSpec(name, params, step, init, gates, lstm_carry, forget_bias)
+def _spec(name, params, step, init, *, gates, lstm_carry, **facts):
+    return CellSpec(name, params, step, init, gates, lstm_carry, **facts)
 
 
 # One entry per cell; the layer API and the converters look cells up here.
@@ -64,9 +75,37 @@ _LSTM_LIKE = dict(lstm_carry=True, forget_bias=True)
 CELLS = {
     spec.name: spec
     for spec in (
-        _spec("rnn", RNNParams, rnn_step, init_rnn, gates=1, lstm_carry=False),
-        _spec("lstm", LSTMParams, lstm_step, init_lstm, gates=4, **_LSTM_LIKE),
-        _spec("gru", GRUParams, gru_step, init_gru, gates=3, lstm_carry=False),
+        _spec(
+            "rnn",
+            RNNParams,
+            rnn_step,
+            init_rnn,
+            gates=1,
+            lstm_carry=False,
+            activation="tanh",
+            fast="_elman",
+            kernel=0,
+        ),
+        _spec(
+            "lstm",
+            LSTMParams,
+            lstm_step,
+            init_lstm,
+            gates=4,
+            fast="_lstm",
+            kernel=1,
+            **_LSTM_LIKE,
+        ),
+        _spec(
+            "gru",
+            GRUParams,
+            gru_step,
+            init_gru,
+            gates=3,
+            lstm_carry=False,
+            fast="_gru",
+            kernel=2,
+        ),
         _spec(
             "peephole_lstm",
             PeepholeLSTMParams,
@@ -124,5 +163,6 @@ def hidden_size(spec: CellSpec, params: Any) -> int:
 
 
 def output_size(params: Any) -> int:
-    """The size of h, the output: P for the projected LSTM, else H."""
-    return params.w_hh.shape[1]
+    """The size of h, the output: P for the projected LSTM, else H (w_hh is
+    [G*H, R], or [H] for a cell with one recurrent weight a unit)."""
+    return params.w_hh.shape[-1]

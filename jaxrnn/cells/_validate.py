@@ -24,6 +24,7 @@ def params(
     *,
     hidden_size: int | None = None,
     vectors: dict[str, int] | None = None,
+    diagonal: bool = False,
 ) -> tuple[int, int, jnp.dtype]:
     """Check a cell's params: its type, shapes and one common dtype.
 
@@ -31,7 +32,8 @@ def params(
     is given (a projected cell, where R is the projection size P). b is
     [G*H] and b_hn [H], each optional. `vectors` names further 1-D fields
     and their sizes in units of H (peephole weights, layer-norm gains); a
-    field whose name starts with "b" may be None, like the biases.
+    field whose name starts with "b" may be None, like the biases. A
+    `diagonal` cell's w_hh is the vector [H] of one recurrent weight a unit.
 
     Returns (D, H, dtype).
     """
@@ -46,14 +48,17 @@ def params(
             kind=TypeError,
         )
     w_ih = _checks.float_array(fn, "params.w_ih", params.w_ih, ndim=2)
-    w_hh = _checks.float_array(fn, "params.w_hh", params.w_hh, ndim=2)
-    recurrent = w_hh.shape[1]
+    w_hh = _checks.float_array(
+        fn, "params.w_hh", params.w_hh, ndim=1 if diagonal else 2
+    )
+    recurrent = w_hh.shape[-1]
     hidden = recurrent if hidden_size is None else hidden_size
     rows = f"{gates}H" if gates > 1 else "H"
     columns = "H" if hidden_size is None else "P"
-    _checks.shape(
-        fn, "params.w_hh", w_hh, (gates * hidden, recurrent), f"[{rows}, {columns}]"
-    )
+    if not diagonal:
+        _checks.shape(
+            fn, "params.w_hh", w_hh, (gates * hidden, recurrent), f"[{rows}, {columns}]"
+        )
     _checks.shape(
         fn, "params.w_ih", w_ih, (gates * hidden, w_ih.shape[1]), f"[{rows}, D]"
     )

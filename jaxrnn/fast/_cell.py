@@ -45,6 +45,11 @@ class Cell(NamedTuple):
     # dhw are tuples of one [., H] array per gate, and the carry and the
     # arithmetic are in `_kernel.accumulator`'s dtype.
     kernel: bool = False
+    # w_hh's gradient from dhw [T, B, G*H], the carries' h before each step
+    # [T, B, H] and the saved tuple; None: sum_t dhw_t^T h_{t-1}, as one
+    # matmul. A cell whose recurrent product is not h @ w_hh^T gives its
+    # own.
+    w_hh_grad: Callable | None = None
 
 
 def sigmoid(x: jax.Array) -> jax.Array:

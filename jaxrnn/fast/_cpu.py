@@ -24,6 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxrnn import _unroll
+from jaxrnn.cells import _registry
 from jaxrnn.fast import _cpu_build
 from jaxrnn.fast._cpu_build import Status as Status
 from jaxrnn.fast._cpu_build import status as status
@@ -70,7 +72,7 @@ def call(target: str, shapes, args, name: str, activation: str, count: int, **at
     )
     return call(
         *args,
-        cell=np.int64(_cpu_build.CELLS[name]),
+        cell=np.int64(_registry.CELLS[name].kernel),
         activation=np.int64(_cpu_build.ACTIVATIONS.get(activation, 0)),
         threads=np.int64(count),
         **_tuning(),
@@ -79,7 +81,8 @@ def call(target: str, shapes, args, name: str, activation: str, count: int, **at
 
 
 def forward_shapes(name, seq_len, batch, hidden, save):
-    lstm, gated = name == "lstm", name in ("lstm", "gru")
+    spec = _registry.CELLS[name]
+    lstm, gated = spec.lstm_carry, spec.gates > 1
     return [
         (seq_len, batch, hidden),
         (seq_len, batch, hidden) if lstm and save else (0,),
@@ -90,16 +93,21 @@ def forward_shapes(name, seq_len, batch, hidden, save):
 
 
 def backward_shapes(name, seq_len, batch, features, hidden, gates, need_x, need_w):
-    lstm = name == "lstm"
+    lstm = _registry.CELLS[name].lstm_carry
     return [
         (seq_len, batch, features) if need_x else (0,),
         (gates, features) if need_w else (0,),
         (gates, hidden) if need_w else (0,),
         (gates,) if need_w else (0,),
-        (hidden,) if name == "gru" and need_w else (0,),
+        (hidden,) if _extra(name) and need_w else (0,),
         (batch, hidden),
         (batch, hidden) if lstm else (0,),
     ]
+
+
+def _extra(name: str) -> bool:
+    """Whether the cell's params carry a recurrent candidate bias b_hn."""
+    return "b_hn" in _registry.CELLS[name].params._fields
 
 
 def _bf16(a):
@@ -123,7 +131,7 @@ def forward(name, activation, params, carry, xs, mask, save, devices=1, policy=0
     _require()
     seq_len, batch, _ = xs.shape
     gates, hidden = params.w_hh.shape
-    lstm = name == "lstm"
+    lstm = _registry.CELLS[name].lstm_carry
     f32 = jnp.float32
     b_hn = getattr(params, "b_hn", None)
     rounded = _bf16 if policy else _f32
@@ -133,7 +141,7 @@ def forward(name, activation, params, carry, xs, mask, save, devices=1, policy=0
         rounded(params.w_hh),
         jnp.zeros((gates,), f32) if params.b is None else _f32(params.b),
         (jnp.zeros((hidden,), f32) if b_hn is None else _f32(b_hn))
-        if name == "gru"
+        if _extra(name)
         else _empty(),
         _f32(carry[0]),
         _f32(carry[1]) if lstm else _empty(),
@@ -180,7 +188,7 @@ def backward(
     _require()
     seq_len, batch, features = xs.shape
     gates, hidden = params.w_hh.shape
-    lstm = name == "lstm"
+    lstm = _registry.CELLS[name].lstm_carry
     f32 = jnp.float32
     rounded = _bf16 if policy else _f32
     args = (
@@ -210,10 +218,9 @@ def forward_pass(name, activation, params, carry, xs, mask, save, devices=1, pol
     hs, cs, saved, h_t, c_t = forward(
         name, activation, params, carry, xs, mask, save, devices, policy
     )
-    lstm = name == "lstm"
+    lstm = _registry.CELLS[name].lstm_carry
     final = tuple(a.astype(xs.dtype) for a in ((h_t, c_t) if lstm else (h_t,)))
-    ys = hs if mask is None else jnp.where(mask[..., None], hs, 0)
-    ys = ys.astype(xs.dtype)
+    ys = _unroll.zero_masked(hs, mask).astype(xs.dtype)
     if not save:
         return final, ys
     return final, ys, saved, ((hs, cs) if lstm else (hs,))
@@ -255,7 +262,8 @@ def backward_pass(
         policy,
     )
     dtype = carry[0].dtype
-    dcarry0 = tuple(a.astype(dtype) for a in ((dh0, dc0) if name == "lstm" else (dh0,)))
+    lstm = _registry.CELLS[name].lstm_carry
+    dcarry0 = tuple(a.astype(dtype) for a in ((dh0, dc0) if lstm else (dh0,)))
     if not need_x:
         dxs = jnp.zeros(xs.shape, xs.dtype)
     if not need_w:

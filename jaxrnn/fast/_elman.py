@@ -29,14 +29,14 @@ def grad(activation, new, dcarry):
     return dh * ACTIVATIONS[activation].grad(h_new)
 
 
-def _xla_g1(activation):
+def xla_g1(activation):
     """g1 as XLA:CPU runs it fastest (the sigmoid through tanh)."""
     return sigmoid if activation == "sigmoid" else ACTIVATIONS[activation].fn
 
 
 def _xla_forward(activation, w_hh_t, extra, xw, carry):
     (h,) = carry
-    return (_xla_g1(activation)(xw[0] + h @ w_hh_t),), ()
+    return (xla_g1(activation)(xw[0] + h @ w_hh_t),), ()
 
 
 def _xla_backward(activation, w_hh, extra, saved, carry_prev, carry_new, dcarry):

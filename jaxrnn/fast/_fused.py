@@ -32,11 +32,12 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxrnn.fast import _elman, _gru, _kernel, _lstm
+from jaxrnn import _unroll
+from jaxrnn.cells import _registry
+from jaxrnn.cells._registry import CellSpec
+from jaxrnn.fast import _kernel
 from jaxrnn.fast._cell import Cell
 
-# Each cell's fast forms: `xla(activation)` and `kernel(activation)`.
-LAYOUTS = {"rnn": _elman, "lstm": _lstm, "gru": _gru}
 # On a CPU the input projection is hoisted out of the loop only while it is
 # small: at or below this many bytes ([T, B, G*H]) one matmul over all T is
 # faster; above it, the per-step matmul inside the loop, which keeps its
@@ -61,13 +62,6 @@ def _tmm(dz: jax.Array, a: jax.Array) -> jax.Array:
     dz = dz.reshape(-1, dz.shape[-1])
     a = a.reshape(-1, a.shape[-1])
     return jax.lax.dot_general(dz, a, (((0,), (0,)), ((), ())))
-
-
-def _hold(m, new, old):
-    """Where the step is masked out (m False) keep old; m is [B] or None."""
-    if m is None:
-        return new
-    return jax.tree.map(lambda a, b: jnp.where(m[:, None], a, b), new, old)
 
 
 def hoists(seq_len: int, batch: int, width: int, dtype: Any) -> bool:
@@ -125,18 +119,17 @@ def _forward(cell, w_ih, w_hh, b, extra, carry, xs, mask, unroll, save, loop):
             xw_t = jnp.split(xw_t @ w_ih_t, cell.blocks, axis=-1)
         xw_t = [x if c is None else x + c[None] for x, c in zip(xw_t, biases)]
         new, saved = cell.forward(w_hh_t, extra, xw_t, carry)
-        held = _hold(m, new, carry)
+        held = _unroll.hold(m, new, carry)
         if save:  # the outputs are the held h, masked after the loop
             return held, _cast((saved, held), dtype)
-        y = new[0] if m is None else jnp.where(m[:, None], new[0], 0)
-        return held, y.astype(dtype)
+        return held, _unroll.zero_masked(new[0], m).astype(dtype)
 
     final, out = _loop(loop, body, carry, (xw, mask), unroll=unroll)
     final = _cast(final, dtype)
     if not save:
         return final, out
     saved, after = out
-    ys = after[0] if mask is None else jnp.where(mask[..., None], after[0], 0)
+    ys = _unroll.zero_masked(after[0], mask)
     return final, ys, saved, after
 
 
@@ -162,9 +155,8 @@ def _backward(
         saved_t, prev, new, dy = _cast(inputs, dcarry[0].dtype)
         d = (dcarry[0] + dy, *dcarry[1:])
         dprev, dxw, dhw = cell.backward(w_hh, extra, saved_t, prev, new, d)
-        if m is not None:
-            dprev = _hold(m, dprev, dcarry)
-            dxw, dhw = jax.tree.map(lambda a: jnp.where(m[:, None], a, 0), (dxw, dhw))
+        dprev = _unroll.hold(m, dprev, dcarry)
+        dxw, dhw = _unroll.zero_masked((dxw, dhw), m)
         return dprev, _cast((dxw, dhw) if cell.split_recurrent else (dxw,), dtype)
 
     inputs = (saved, before, after, dys, mask)
@@ -176,16 +168,30 @@ def _backward(
         for g in (grads[0], grads[-1])
     )
     dw_ih = _tmm(dxw, xs)
-    dw_hh = _tmm(dhw, before[0])
+    if cell.w_hh_grad is None:
+        dw_hh = _tmm(dhw, before[0])
+    else:
+        dw_hh = cell.w_hh_grad(dhw, before[0].astype(dhw.dtype), saved)
     db = jnp.sum(dxw, axis=(0, 1))
     dxs = dxw @ w_ih
     return dcarry0, dxs, dw_ih, dw_hh, db, dhw
 
 
+def layouts(spec: CellSpec) -> Any:
+    """The module of a cell's fast forms, `xla(activation)` and
+    `kernel(activation)`: the one `CellSpec.fast` names."""
+    return importlib.import_module(f"jaxrnn.fast.{spec.fast}")
+
+
+def activations(spec: CellSpec) -> tuple[str, ...]:
+    """The activations a cell's fast forms have (for cells that take one)."""
+    return getattr(layouts(spec), "FAST_ACTIVATIONS", ())
+
+
 def _cell(name: str, activation: str, loop: str) -> Cell:
     """The cell's step and derivative: the kernel layout for loop="pallas"."""
-    layouts = LAYOUTS[name]
-    return layouts.kernel(activation) if loop == "pallas" else layouts.xla(activation)
+    forms = layouts(_registry.CELLS[name])
+    return forms.kernel(activation) if loop == "pallas" else forms.xla(activation)
 
 
 def forward_pass(name, activation, unroll, loop, params, carry, xs, mask, save):
@@ -219,6 +225,7 @@ def backward_pass(
         unroll,
         loop,
     )
-    hidden = params.w_hh.shape[1]
-    db_hn = jnp.sum(dhw[..., 2 * hidden :], (0, 1)) if name == "gru" else None
+    hidden = params.w_hh.shape[-1]
+    extra = "b_hn" in _registry.CELLS[name].params._fields
+    db_hn = jnp.sum(dhw[..., 2 * hidden :], (0, 1)) if extra else None
     return dcarry0, dxs, dw_ih, dw_hh, db, db_hn

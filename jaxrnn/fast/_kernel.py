@@ -87,14 +87,17 @@ def _pad_gates(a: jax.Array, gates: int, n: int) -> jax.Array:
 def pad(params: Any, carry: tuple, xs: jax.Array, mask: Any):
     """The kernel's sizes: B and H padded with zeros to `size(B)`, `size(H)`.
 
-    params are a cell's (w_hh [G*H, H] gives G); carry holds [B, H] leaves;
-    xs is [T, B, D] (D stays: the input projection is one matmul outside the
-    kernel); mask is [T, B] or None.
+    params are a cell's (w_ih [G*H, D] and w_hh [G*H, H], or [H], give G);
+    carry holds [B, H] leaves; xs is [T, B, D] (D stays: the input
+    projection is one matmul outside the kernel); mask is [T, B] or None.
     """
-    gates = params.w_hh.shape[0] // params.w_hh.shape[1]
-    hidden = size(params.w_hh.shape[1])
+    gates = params.w_ih.shape[0] // params.w_hh.shape[-1]
+    hidden = size(params.w_hh.shape[-1])
     batch = size(xs.shape[1])
-    w_hh = pad_axis(_pad_gates(params.w_hh, gates, hidden), 1, hidden)
+    if params.w_hh.ndim == 1:  # one recurrent weight a unit
+        w_hh = pad_axis(params.w_hh, 0, hidden)
+    else:
+        w_hh = pad_axis(_pad_gates(params.w_hh, gates, hidden), 1, hidden)
     new = {"w_ih": _pad_gates(params.w_ih, gates, hidden), "w_hh": w_hh}
     if params.b is not None:
         new["b"] = _pad_gates(params.b, gates, hidden)

@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 from jax.custom_derivatives import CustomVJPPrimal, SymbolicZero
 
+from jaxrnn.cells import _registry
 from jaxrnn.cells._lstm import LSTMCarry
 from jaxrnn.fast import _cpu, _fused, _kernel, _shard
 
@@ -200,18 +201,18 @@ def _sequence_bwd(name, activation, unroll, loop, residuals, cotangents):
     params, xs, mask, saved, after, carry, needs = residuals
     needs = tuple(n is not None for n in needs)
     final_like = tuple(jax.ShapeDtypeStruct(c.shape, xs.dtype) for c in carry)
-    ys_like = jax.ShapeDtypeStruct((*xs.shape[:2], params.w_hh.shape[1]), xs.dtype)
+    ys_like = jax.ShapeDtypeStruct((*xs.shape[:2], params.w_hh.shape[-1]), xs.dtype)
     dfinal, dys = _instantiate(cotangents, (final_like, ys_like))
     args = (params, xs, mask, saved, after, carry, dfinal, dys)
     dcarry0, dxs, dw_ih, dw_hh, db, db_hn = _run_backward(
         name, activation, unroll, loop, needs, args
     )
-    grads = {"w_ih": dw_ih, "w_hh": dw_hh, "b": None if params.b is None else db}
-    if name == "gru":
-        grads["b_hn"] = None if params.b_hn is None else db_hn
+    grads = {"w_ih": dw_ih, "w_hh": dw_hh, "b": db, "b_hn": db_hn}
     grads = {
-        k: None if g is None else g.astype(getattr(params, k).dtype)
-        for k, g in grads.items()
+        k: None
+        if getattr(params, k) is None
+        else grads[k].astype(getattr(params, k).dtype)
+        for k in params._fields
     }
     return type(params)(**grads), dcarry0, dxs.astype(xs.dtype), None
 
@@ -235,7 +236,7 @@ def run(
     `unroll`, fast.
 
     Args:
-        name: "rnn", "lstm" or "gru".
+        name: the cell's name (one whose `CellSpec.fast` names its forms).
         activation: the RNN's g1 by name (ignored for the gated cells).
         params: that cell's params (RNNParams, LSTMParams or GRUParams, as
             `structure` checks; the VJP rebuilds their type for gradients).
@@ -256,7 +257,7 @@ def run(
     Returns:
         (final carry, ys [B, T, H]) in the reference's layout.
     """
-    lstm = name == "lstm"
+    lstm = _registry.CELLS[name].lstm_carry
     inner = (carry.h, carry.c) if lstm else (carry,)
     xs_t = jnp.swapaxes(xs, 0, 1)
     mask_t = None if mask is None else jnp.swapaxes(mask, 0, 1)
@@ -264,7 +265,7 @@ def run(
         xs_t = xs_t[::-1]
         mask_t = None if mask_t is None else mask_t[::-1]
     if loop == "pallas":  # the kernel's sizes (see _kernel.pad)
-        batch, hidden = xs_t.shape[1], params.w_hh.shape[1]
+        batch, hidden = xs_t.shape[1], params.w_hh.shape[-1]
         params, inner, xs_t, mask_t = _kernel.pad(params, inner, xs_t, mask_t)
     final, ys = _sequence(name, activation, unroll, loop, params, inner, xs_t, mask_t)
     if loop == "pallas":

@@ -1,15 +1,14 @@
 """`apply_layer`: resolved options, then a short loop over layers and directions.
 
-Every layer and direction runs through one runner, which `jaxrnn.fast`'s
-dispatch rule picks: the reference below (the cells' steps under the scan of
-`unroll`, mapped over the batch by `jax.vmap`, with the regularisers of
-`_regularise`), or a fast path that gives the same values and gradients.
+Every layer and direction runs through the row of the impl table
+(`_impls`) that `impl` picks: the reference (the cells' steps under the scan
+of `unroll`, mapped over the batch by `jax.vmap`, with the regularisers of
+`_regularise`), or a faster path that gives the same values and gradients.
 There is no second implementation of the cells here.
 """
 
 from __future__ import annotations
 
-import functools
 import inspect
 from typing import Any
 
@@ -17,8 +16,8 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxrnn.fast import _dispatch
-from jaxrnn.layer import _options, _reference, _regularise
+from jaxrnn import _unroll
+from jaxrnn.layer import _impls, _options, _regularise
 from jaxrnn.layer._params import LayerParams, State
 
 
@@ -116,36 +115,15 @@ def apply_layer(
             the default, computes everything in the params' dtype. On a
             CPU, "auto" runs jnp.bfloat16 on the compiled kernels
             (docs/fast.md, "Mixed precision"); other dtypes on the scan.
-        impl: which implementation runs each layer and direction (the rule
-            is `jaxrnn.fast.choose`'s). "scan" runs the reference described
-            above. "fused" runs the fast path: the whole batch at once in
-            time-major blocks, the input projection as one matmul over all
-            T (on a CPU only while it fits in cache), and a hand-written
-            backward pass that keeps only the gate activations and does the
-            weight-gradient matmuls once over all T. Same values and
-            gradients (tested against the reference), no forward-mode
-            derivative (`jax.jvp`, `jax.jacfwd`: use "scan"). It covers the
-            rnn (tanh, sigmoid, relu), lstm and gru cells with every option
-            except reset, recurrent_dropout, zoneout, checkpoint and
-            matmul_dtype; "fused" with one of those is an error. "auto",
-            the default, is "fused" wherever it applies, else "scan"; on a
-            CPU it is "cpu", the compiled kernels, which cover what "fused"
-            covers and matmul_dtype=jnp.bfloat16 too.
-            "pallas" is the fused path with each time loop (forward, and the
-            backward recurrence of its VJP) run as one Pallas kernel that
-            keeps the weights and the carry on chip across all T steps; it
-            covers what "fused" covers, and computes 16-bit inputs in
-            float32. On a CPU it runs in Pallas' interpret mode, which is how
-            it is tested; on a GPU it compiles through Triton and on a TPU
-            through Mosaic, which the tests lower but have not run, so
-            "auto" never picks it. "parallel" solves every step of each
-            layer and direction at once by Newton's method
-            (`jaxrnn.parallel.parallel_unroll`, method "newton", its default
-            tolerance, and a fallback to the sequential scan for sequences
-            that do not converge), for every cell, without reset,
-            recurrent_dropout, zoneout or checkpoint; gradients by implicit
-            differentiation, no forward-mode derivative. "auto" never picks
-            it (see docs/parallel.md for where it pays).
+        impl: which implementation runs each layer and direction: "auto"
+            (the default: the compiled CPU kernels, else "fused", else
+            "scan", whichever runs the layer here first), "scan" (the
+            reference above), "fused", "pallas", "cpu" or "parallel". The
+            table of what each runs is `jaxrnn.layer.IMPLS`'s
+            (`jaxrnn/layer/_impls.py`, and docs/fast.md); every one gives the
+            reference's values and gradients, and only "scan" has
+            forward-mode derivatives (`jax.jvp`). An impl that lacks an
+            option in use is an error that names the option.
         time_major: False (the default) reads xs as batch-first [B, T, D];
             True reads it as time-major [T, B, D], with mask and reset [T, B]
             and ys [T, B, F] (`torch.nn.LSTM(batch_first=False)`, PyTorch's
@@ -196,28 +174,19 @@ def run(fn: str, params: LayerParams, xs: ArrayLike, *, impl: str, **options: An
     include_initial = options["include_initial"]
     time_major = options["time_major"]
     o = _options.resolve(fn, params, xs, **options)
-    chosen = _dispatch.choose(
-        impl,
-        o.spec.name,
+    layer = _impls.Layer(
+        o.spec,
         params.activation,
-        dtype=params.dtype,
-        fn=fn,
-        reset=o.reset is not None,
-        recurrent_dropout=o.recurrent_rate > 0,
-        zoneout=o.zoning,
-        checkpoint=o.checkpoint is not None,
-        matmul_dtype=matmul_dtype,
+        params.dtype,
+        matmul_dtype,
+        {
+            "reset": o.reset is not None,
+            "recurrent_dropout": o.recurrent_rate > 0,
+            "zoneout": o.zoning,
+            "checkpoint": o.checkpoint is not None,
+        },
     )
-    run_one = _dispatch.runner(
-        chosen,
-        reference=functools.partial(_reference.run, o),
-        cell=o.spec.name,
-        activation=params.activation,
-        mask=o.mask,
-        unroll=o.unroll,
-        step=o.step,
-        matmul_dtype=matmul_dtype,
-    )
+    row = _impls.lookup(fn, impl, layer)
 
     inputs, finals, key = o.xs, [], o.key
     for layer, cells in enumerate(params.cells):
@@ -227,7 +196,8 @@ def run(fn: str, params: LayerParams, xs: ArrayLike, *, impl: str, **options: An
             index = layer * params.num_directions + direction
             carry0 = jax.tree.map(lambda a: a[index], o.state)
             initial_outputs.append(_regularise.hidden(carry0))
-            final, ys = run_one(
+            final, ys = row.run(
+                o,
                 cell_params,
                 carry0,
                 inputs,
@@ -240,10 +210,7 @@ def run(fn: str, params: LayerParams, xs: ArrayLike, *, impl: str, **options: An
             outputs.append(ys if sequences else _regularise.hidden(final))
         merged = _merge(params.merge, outputs)
         if params.residual and merged.shape[-1] == inputs.shape[-1]:
-            skip = inputs
-            if o.mask is not None:
-                skip = jnp.where(o.mask[..., None], inputs, jnp.zeros_like(inputs))
-            merged = merged + skip
+            merged = merged + _unroll.zero_masked(inputs, o.mask)
         if o.rate > 0 and layer < params.num_layers - 1:
             key, subkey = jax.random.split(key)
             merged = _regularise.dropout(subkey, o.rate, merged)

@@ -37,6 +37,8 @@ class Options(NamedTuple):
     unroll: int | bool
     checkpoint: str | int | None
     step: Any
+    activation: Any
+    matmul_dtype: Any
 
 
 def _batch_first(fn: str, arg: str, value: Any, batch_time: tuple[int, int]) -> Any:
@@ -130,7 +132,7 @@ def resolve(fn: str, params: Any, xs: Any, **kw: Any) -> Options:
             stacklevel=3,
         )
     step = spec.step
-    if spec.name == "rnn":
+    if spec.activation:
         step = functools.partial(step, activation=params.activation)
     if kw["matmul_dtype"] is not None:
         _checks.float_dtype(fn, kw["matmul_dtype"])
@@ -157,4 +159,6 @@ def resolve(fn: str, params: Any, xs: Any, **kw: Any) -> Options:
         kw["unroll"],
         checkpoint,
         step,
+        params.activation,
+        kw["matmul_dtype"],
     )

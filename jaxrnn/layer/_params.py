@@ -186,11 +186,12 @@ def init_layer(
             )
         cell = "proj_lstm"
     spec = _registry.CELLS[cell]
-    if cell != "rnn" and activation is not None:
+    if not spec.activation and activation is not None:
+        takes = [s.name for s in _registry.CELLS.values() if s.activation]
         _checks.fail(
             fn,
             "activation",
-            "applies to cell='rnn' only",
+            f"applies to {' and '.join(f'cell={n!r}' for n in takes)} only",
             f"activation={activation!r} with cell={cell!r}",
         )
     if not spec.forget_bias and forget_bias is not None:
@@ -207,7 +208,8 @@ def init_layer(
             "applies to bidirectional layers only",
             f"merge={merge!r} with bidirectional=False",
         )
-    activation = "tanh" if activation is None else activation
+    if activation is None:
+        activation = spec.activation or "tanh"
     _activations.resolve(fn, "activation", activation)
     dtype = _checks.float_dtype(fn, dtype)
     kwargs = dict(init=init, bias=bias, dtype=dtype)

@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
+from jaxrnn import _unroll
 from jaxrnn.parallel import _linear, _newton
 
 
@@ -102,10 +103,7 @@ def run(
     def cell(theta, s, x, m):
         new, y = step(theta, unravel(s), x)
         new = ravel_pytree(new)[0]
-        if m is not None:
-            new = jnp.where(m, new, s)
-            y = jax.tree.map(lambda a: jnp.where(m, a, jnp.zeros_like(a)), y)
-        return new, y
+        return _unroll.hold(m, new, s), _unroll.zero_masked(y, m)
 
     config = Config(cell, method, tol, max_iters, fallback)
     states, info = _states(config, params, s0, xs, mask)

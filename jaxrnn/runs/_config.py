@@ -8,12 +8,12 @@ import math
 from typing import Any
 
 from jaxrnn.cells import _registry as _cells
-from jaxrnn.fast import _dispatch
+from jaxrnn.layer import _impls
 from jaxrnn.tasks import _registry
 
 CELLS = tuple(name for name in _cells.CELLS if name != "proj_lstm")
 ACTIVATIONS = ("tanh", "relu", "sigmoid")
-IMPLS = _dispatch.IMPLS  # apply_layer's
+IMPLS = _impls.IMPLS  # apply_layer's
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 SCHEDULES = ("constant", "cosine")
 MATMUL_DTYPES = ("float32", "bfloat16")  # the layer's matmul inputs
@@ -30,7 +30,8 @@ class RunConfig:
         cell: "rnn", "lstm", "gru" or a variant (`jaxrnn.init_layer`).
         hidden_size: H (64; 32 for sunspots, 16 for nile, 256 for chars).
         num_layers: stacked layers.
-        activation: g1 of the Elman RNN ("tanh"); ignored by other cells.
+        activation: g1 of the cells that take one (None: the cell's own,
+            tanh for the Elman RNN); ignored by the other cells.
         forget_bias: the LSTM forget-gate bias at initialisation (None: the
             cell's default, 1.0); ignored by non-LSTM cells.
         update_bias: the GRU update-gate (z) bias at initialisation, or
@@ -76,7 +77,7 @@ class RunConfig:
     cell: str = "lstm"
     hidden_size: int | None = None
     num_layers: int = 1
-    activation: str = "tanh"
+    activation: str | None = None
     forget_bias: float | None = None
     update_bias: float | None = None
     dropout: float = 0.0
@@ -112,6 +113,8 @@ class RunConfig:
             ("schedule", SCHEDULES),
             ("matmul_dtype", MATMUL_DTYPES),
         ):
+            if name == "activation" and self.activation is None:
+                continue  # the cell's own
             if getattr(self, name) not in options:
                 fail(name, f"one of {', '.join(options)}", getattr(self, name))
         for name in ("num_layers", "horizon", "batch_size", "eval_size", "chunk"):

@@ -26,7 +26,7 @@ from typing import Any
 import jax
 import optax
 
-import jaxrnn
+from jaxrnn._version import __version__
 from jaxrnn.io._files import TEMPORARY_PREFIX, write_atomically
 
 CONFIG, METRICS, CHECKPOINT, RESULT, PLOT = (
@@ -44,7 +44,7 @@ class RunError(Exception):
 
 def environment() -> dict[str, Any]:
     return {
-        "jaxrnn": jaxrnn.__version__,
+        "jaxrnn": __version__,
         "jax": jax.__version__,
         "optax": optax.__version__,
         "python": platform.python_version(),

@@ -9,42 +9,43 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-import jaxrnn
+from jaxrnn.cells import GRUParams, ReadoutParams, init_readout, readout
+from jaxrnn.cells import _registry as _cells
+from jaxrnn.layer import LayerParams, apply_layer, init_layer, init_state, stream_layer
 from jaxrnn.runs._config import RunConfig
 from jaxrnn.tasks import _registry, _text
-
-_LSTMS = ("lstm", "peephole_lstm", "layer_norm_lstm", "cifg_lstm")
 
 
 class Model(NamedTuple):
     """A recurrent layer and the readout on its outputs."""
 
-    layer: jaxrnn.LayerParams
-    head: jaxrnn.ReadoutParams
+    layer: LayerParams
+    head: ReadoutParams
 
 
 def init_model(key: jax.Array, config: RunConfig, task: _registry.Task) -> Model:
     """Initialise the layer and the readout for `task`, as `config` says."""
     key_layer, key_head = jax.random.split(key)
-    layer = jaxrnn.init_layer(
+    spec = _cells.CELLS[config.cell]
+    layer = init_layer(
         key_layer,
         config.cell,
         task.input_size,
         config.hidden_size,
         num_layers=config.num_layers,
-        activation=config.activation if config.cell == "rnn" else None,
-        forget_bias=config.forget_bias if config.cell in _LSTMS else None,
+        activation=config.activation if spec.activation else None,
+        forget_bias=config.forget_bias if spec.forget_bias else None,
     )
     if config.cell == "gru" and config.update_bias is not None:
         layer = _set_update_bias(layer, config.update_bias)
-    head = jaxrnn.init_readout(key_head, config.hidden_size, task.output_size)
+    head = init_readout(key_head, config.hidden_size, task.output_size)
     return Model(layer, head)
 
 
-def _set_update_bias(layer: jaxrnn.LayerParams, value: float) -> jaxrnn.LayerParams:
+def _set_update_bias(layer: LayerParams, value: float) -> LayerParams:
     """Set the z block (the second third) of every GRU cell's bias."""
 
-    def one(cell: jaxrnn.GRUParams) -> jaxrnn.GRUParams:
+    def one(cell: GRUParams) -> GRUParams:
         size = cell.w_hh.shape[1]
         return cell._replace(b=cell.b.at[size : 2 * size].set(value))
 
@@ -64,7 +65,7 @@ def forward(
     """Outputs: [B, O] for a many-to-one task, else [B, T, O]."""
     if task.tokens:
         xs = jax.nn.one_hot(xs, task.input_size, dtype=jnp.float32)
-    ys, _ = jaxrnn.apply_layer(
+    ys, _ = apply_layer(
         model.layer,
         xs,
         dropout=config.dropout,
@@ -78,7 +79,7 @@ def forward(
         rate = config.output_dropout
         keep = jax.random.bernoulli(jax.random.fold_in(key, 1), 1 - rate, ys.shape)
         ys = jnp.where(keep, ys / (1 - rate), 0).astype(ys.dtype)
-    return jaxrnn.readout(model.head, ys)
+    return readout(model.head, ys)
 
 
 def sample_text(
@@ -118,17 +119,17 @@ def sample_text(
 
     @jax.jit
     def run(model, ids, key):
-        state = jaxrnn.init_state(model.layer, 1)
-        hs, state = jaxrnn.stream_layer(model.layer, state, one_hot(ids), impl="scan")
-        logits = jaxrnn.readout(model.head, hs[:, -1])
+        state = init_state(model.layer, 1)
+        hs, state = stream_layer(model.layer, state, one_hot(ids), impl="scan")
+        logits = readout(model.head, hs[:, -1])
 
         def body(carry, key):
             state, logits = carry
             token = _text.sample_logits(key, logits, temperature)
-            h, state = jaxrnn.stream_layer(
+            h, state = stream_layer(
                 model.layer, state, one_hot(token), impl="scan"
             )  # one step: [1, V] in, [1, H] out
-            return (state, jaxrnn.readout(model.head, h)), token[0]
+            return (state, readout(model.head, h)), token[0]
 
         _, tokens = jax.lax.scan(body, (state, logits), jax.random.split(key, length))
         return tokens

@@ -137,15 +137,9 @@ def rnn_bptt(
             2 * weight[t] * errors[t] / (count * w_ya.shape[0]) for t in range(seq_len)
         ]
     else:
-        targets = _checks.as_array(fn, "targets", targets)
-        if not jnp.issubdtype(targets.dtype, jnp.integer):
-            _checks.fail(
-                fn,
-                "targets",
-                "must be integer labels for loss='cross_entropy'",
-                f"dtype {targets.dtype.name}",
-                kind=TypeError,
-            )
+        targets = _checks.int_array(
+            fn, "targets", targets, "must be integer labels for loss='cross_entropy'"
+        )
         _checks.shape(fn, "targets", targets, (seq_len,), "[T] (integer labels)")
         targets = _unroll.zero_masked(targets, mask)
         log_probs = [jax.nn.log_softmax(y) for y in ys]

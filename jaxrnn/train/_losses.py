@@ -102,15 +102,9 @@ def cross_entropy_loss(
     """
     fn = "cross_entropy_loss"
     logits = _checks.float_array(fn, "logits", logits)
-    labels = _checks.as_array(fn, "labels", labels)
-    if not jnp.issubdtype(labels.dtype, jnp.integer):
-        _checks.fail(
-            fn,
-            "labels",
-            "must have an integer dtype (class indices)",
-            f"dtype {labels.dtype.name}",
-            kind=TypeError,
-        )
+    labels = _checks.int_array(
+        fn, "labels", labels, "must have an integer dtype (class indices)"
+    )
     if logits.ndim == 0 or tuple(labels.shape) != tuple(logits.shape[:-1]):
         _checks.fail(
             fn,

@@ -11,7 +11,15 @@ import numpy as np
 import pytest
 
 import jaxrnn
-from helpers import CELL_IDS, CELLS, assert_trees_close, randomise, sigmoid, x64
+from helpers import (
+    CELL_IDS,
+    CELLS,
+    VARIANTS,
+    assert_trees_close,
+    randomise,
+    sigmoid,
+    x64,
+)
 
 D, H, T = 3, 5, 7
 
@@ -172,7 +180,7 @@ def test_projection_sizes_and_init(getkey):
         jaxrnn.proj_lstm_step(p, jaxrnn.init_lstm_carry(8), jnp.ones(D))
 
 
-@pytest.mark.parametrize("cell", CELLS[5:], ids=CELL_IDS[5:])
+@pytest.mark.parametrize("cell", VARIANTS, ids=repr)
 def test_variant_errors_name_the_argument(cell, getkey):
     params = cell.init(getkey(), D, H)
     carry = cell.init_carry(H)

@@ -12,21 +12,26 @@ import jax.numpy as jnp
 
 import jaxrnn
 from helpers import TOLERANCES, assert_trees_close
+from jaxrnn.cells import _registry
+from jaxrnn.fast import _fused
 
 D, H, B = 3, 5, 4
-# (cell, activation): every cell the fast paths run.
+# (cell, activation): every cell the fast paths run, from the registry; every
+# activation of those that take one.
 CELLS = [
-    ("lstm", "tanh"),
-    ("gru", "tanh"),
-    ("rnn", "tanh"),
-    ("rnn", "sigmoid"),
-    ("rnn", "relu"),
+    (spec.name, g)
+    for spec in _registry.CELLS.values()
+    if spec.fast
+    for g in (_fused.activations(spec) if spec.activation else ("tanh",))
 ]
+# One (cell, activation) per cell with fast forms; those the kernels have.
+ONE_EACH = [c for i, c in enumerate(CELLS) if c[0] not in dict(CELLS[:i])]
+KERNEL_CELLS = [c for c in CELLS if _registry.CELLS[c[0]].kernel is not None]
 TOL = TOLERANCES["fast"]
 
 
 def _layer(key, cell, activation, dtype=jnp.float32, **kwargs):
-    if cell == "rnn":
+    if _registry.CELLS[cell].activation:
         kwargs["activation"] = activation
     params = jaxrnn.init_layer(key, cell, D, H, init="torch", dtype=dtype, **kwargs)
     # Move every parameter away from its initial value (biases included).

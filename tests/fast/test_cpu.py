@@ -19,9 +19,11 @@ import numpy as np
 import pytest
 
 import jaxrnn
-from fast_paths import CELLS, _loss
+from fast_paths import KERNEL_CELLS, ONE_EACH, _loss
 from helpers import x64
-from jaxrnn.fast import _cpu, _cpu_build, _dispatch
+from jaxrnn.cells import _registry
+from jaxrnn.fast import _cpu, _cpu_build
+from jaxrnn.layer import _impls
 
 pytestmark = pytest.mark.skipif(
     _cpu_build._compiler() is None,
@@ -29,8 +31,8 @@ pytestmark = pytest.mark.skipif(
 )
 
 # One of each cell, for the cases about layout (sizes, directions, stacking,
-# lengths) rather than arithmetic, which CELLS covers with every activation.
-LAYOUTS = CELLS[:3]
+# lengths) rather than arithmetic, which KERNEL_CELLS covers with every activation.
+LAYOUTS = [c for c in ONE_EACH if c in KERNEL_CELLS]
 # float32's tolerance against the reference's scale (eps32 is 1.2e-7).
 TOL = 2e-6
 
@@ -50,7 +52,7 @@ def _assert_close(actual, expected, tol=TOL):
 
 def _setup(cell, activation, batch=4, seq_len=7, hidden=5, inputs=3, seed=0, **layer):
     key = jax.random.key(seed)
-    if cell == "rnn":
+    if _registry.CELLS[cell].activation:
         layer["activation"] = activation
     params = jaxrnn.init_layer(key, cell, inputs, hidden, init="torch", **layer)
     leaves, treedef = jax.tree.flatten(params)
@@ -86,7 +88,7 @@ def _compare(params, xs, state, **options):
 
 
 @pytest.mark.parametrize("bias", [True, False])
-@pytest.mark.parametrize("cell, activation", CELLS)
+@pytest.mark.parametrize("cell, activation", KERNEL_CELLS)
 def test_values_and_gradients_match_the_reference(cell, activation, bias):
     _compare(*_setup(cell, activation, bias=bias))
 
@@ -122,7 +124,7 @@ def test_odd_sizes(cell, activation, batch, hidden):
     _compare(*_setup(cell, activation, batch=batch, hidden=hidden, seq_len=5))
 
 
-@pytest.mark.parametrize("cell, activation", CELLS)
+@pytest.mark.parametrize("cell, activation", KERNEL_CELLS)
 def test_extreme_pre_activations_give_no_nan(cell, activation):
     """|x @ w_ih^T| about 1e4: saturated gates, no inf, no NaN, the
     reference's values."""
@@ -221,13 +223,13 @@ def test_a_bad_thread_count_is_refused(monkeypatch):
 
 
 def test_auto_picks_the_kernels_on_a_cpu_and_falls_back_without_them(monkeypatch):
-    assert _dispatch.choose("auto", "lstm") == "cpu"
-    assert _dispatch.choose("auto", "lstm", dtype=jnp.float64) == "fused"
+    assert _impls.choose("auto", "lstm") == "cpu"
+    assert _impls.choose("auto", "lstm", dtype=jnp.float64) == "fused"
     params, xs, state = _setup("lstm", "tanh")
     with_kernels = jaxrnn.apply_layer(params, xs, initial_state=state)
     missing = _cpu.Status(False, "avx2", 2, "", "no C++ compiler found")
     monkeypatch.setattr(_cpu, "status", lambda: missing)
-    assert _dispatch.choose("auto", "lstm") == "fused"
+    assert _impls.choose("auto", "lstm") == "fused"
     without = jaxrnn.apply_layer(params, xs, initial_state=state)
     _assert_close(without, with_kernels)
     with pytest.raises(
@@ -264,7 +266,7 @@ def test_no_compiler_and_the_off_switch_are_reported(monkeypatch):
     assert "impl='auto' runs the fused XLA path" in state.describe()
 
 
-@pytest.mark.parametrize("cell, activation", CELLS)
+@pytest.mark.parametrize("cell, activation", KERNEL_CELLS)
 def test_a_nan_in_a_valid_step_comes_out_as_the_reference_s(cell, activation):
     """The kernels clamp pre-activations for their exp, and a NaN must not be
     clamped into a number: it propagates as it does through the reference."""
@@ -472,3 +474,12 @@ def test_a_training_step_touches_no_fresh_pages():
     # come back (about 8,000 a step), which the bound leaves room for.
     pages = 32 * 200 * (256 * 8 + 16 * 2) * 4 / 4096
     assert faults < 0.75 * pages, (rounds, pages)
+
+
+def test_the_kernels_cell_ids_are_the_registrys():
+    """csrc/cells.h's `enum Cell`, read from the library, against the one
+    description of each cell (`CellSpec.kernel`)."""
+    from_specs = {
+        s.name: s.kernel for s in _registry.CELLS.values() if s.kernel is not None
+    }
+    assert dict(_cpu_build.CELLS) == from_specs

@@ -18,8 +18,10 @@ import numpy as np
 import pytest
 
 import jaxrnn
-from fast_paths import CELLS
-from jaxrnn.fast import _cpu, _cpu_build, _dispatch
+from fast_paths import KERNEL_CELLS, ONE_EACH
+from jaxrnn.cells import _registry
+from jaxrnn.fast import _cpu, _cpu_build
+from jaxrnn.layer import _impls
 
 pytestmark = pytest.mark.skipif(
     _cpu_build._compiler() is None,
@@ -44,7 +46,7 @@ def _use(monkeypatch, path):
 
 
 def _layer(cell, activation, inputs, hidden, **kwargs):
-    if cell == "rnn":
+    if _registry.CELLS[cell].activation:
         kwargs["activation"] = activation
     return jaxrnn.init_layer(jax.random.key(0), cell, inputs, hidden, **kwargs)
 
@@ -57,7 +59,7 @@ def _max(a, b):
 
 
 @pytest.mark.parametrize("path", PATHS)
-@pytest.mark.parametrize("cell, activation", CELLS)
+@pytest.mark.parametrize("cell, activation", KERNEL_CELLS)
 @pytest.mark.parametrize(
     "batch, seq_len, inputs, hidden", [(5, 9, 33, 17), (3, 6, 7, 65)]
 )
@@ -83,7 +85,7 @@ def test_values_are_the_policy_s(
 
 
 @pytest.mark.parametrize("path", PATHS)
-@pytest.mark.parametrize("cell, activation", CELLS[:3])
+@pytest.mark.parametrize("cell, activation", [c for c in ONE_EACH if c in KERNEL_CELLS])
 def test_gradients_with_lengths_and_nan_padding(monkeypatch, path, cell, activation):
     """Two bidirectional layers, lengths of 0 to past T, NaN where the
     lengths end: the gradients are the reference's to bfloat16's precision,
@@ -100,7 +102,7 @@ def test_gradients_with_lengths_and_nan_padding(monkeypatch, path, cell, activat
         )
         weights = jnp.cos(jnp.arange(ys.size).reshape(ys.shape))
         return jnp.sum(jnp.nan_to_num(ys) * weights) + jnp.sum(
-            state.h if cell == "lstm" else state
+            state.h if _registry.CELLS[cell].lstm_carry else state
         )
 
     grad = lambda impl: jax.jit(jax.grad(loss, (0, 1)), static_argnums=2)(  # noqa: E731
@@ -127,21 +129,20 @@ def test_a_nan_in_a_valid_step_comes_out_where_the_reference_s_does(monkeypatch,
 def test_auto_runs_the_kernels_for_bfloat16_and_the_scan_for_float16():
     if _cpu.usable(jnp.float32):
         pytest.skip(f"no kernels here: {_cpu.usable(jnp.float32)}")
-    for cell, activation in CELLS:
-        assert _dispatch.choose("auto", cell, activation, matmul_dtype=BF16) == "cpu"
-        assert _dispatch.choose("cpu", cell, activation, matmul_dtype=BF16) == "cpu"
+    for cell, activation in KERNEL_CELLS:
+        assert _impls.choose("auto", cell, activation, matmul_dtype=BF16) == "cpu"
+        assert _impls.choose("cpu", cell, activation, matmul_dtype=BF16) == "cpu"
         assert (
-            _dispatch.choose("auto", cell, activation, matmul_dtype=jnp.float16)
-            == "scan"
+            _impls.choose("auto", cell, activation, matmul_dtype=jnp.float16) == "scan"
         )
     with pytest.raises(
         ValueError, match=r"with matmul_dtype \(the fused path lacks it\)"
     ):
-        _dispatch.choose("fused", "lstm", matmul_dtype=BF16)
+        _impls.choose("fused", "lstm", matmul_dtype=BF16)
     with pytest.raises(
         ValueError, match=r"with matmul_dtype \(the cpu path lacks it\)"
     ):
-        _dispatch.choose("cpu", "lstm", matmul_dtype=jnp.float16)
+        _impls.choose("cpu", "lstm", matmul_dtype=jnp.float16)
     params = _layer("gru", "tanh", 3, 5)
     jaxpr = str(
         jax.make_jaxpr(

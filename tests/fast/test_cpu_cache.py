@@ -36,7 +36,7 @@ with warnings.catch_warnings(record=True) as caught:
     s = _cpu.status()
 print(json.dumps({{
     "shape": list(y.shape), "available": s.available, "reason": s.reason,
-    "note": s.note, "chosen": jaxrnn.fast.choose("auto", "lstm"),
+    "note": s.note, "chosen": jaxrnn.layer.choose("auto", "lstm"),
     "warnings": [str(w.message) for w in caught if w.category is RuntimeWarning],
 }}))
 """

@@ -17,7 +17,7 @@ import pytest
 from jax.test_util import check_grads
 
 import jaxrnn
-from fast_paths import CELLS, B, D, H, _compare, _layer, _loss, _state
+from fast_paths import CELLS, ONE_EACH, B, D, H, _compare, _layer, _loss, _state
 from helpers import assert_trees_close, x64
 from jaxrnn.fast import _fused
 
@@ -33,14 +33,14 @@ IMPLS = ["fused", pytest.param("pallas", marks=pytest.mark.slow)]
 OPTION_GRID = [
     pytest.param(*cell, impl, marks=[pytest.mark.slow] if impl == "pallas" else [])
     for impl in ("fused", "pallas")
-    for cell in CELLS[:3]
+    for cell in ONE_EACH
     if impl == "fused" or cell[0] == "lstm"
 ]
 
 
 @pytest.mark.parametrize(
     "cell, activation, bias",
-    [(*c, True) for c in CELLS] + [(*c, False) for c in CELLS[:3]],
+    [(*c, True) for c in CELLS] + [(*c, False) for c in ONE_EACH],
 )
 @pytest.mark.parametrize("impl", IMPLS)
 def test_values_and_gradients_match_the_reference_float64(cell, activation, bias, impl):
@@ -120,7 +120,7 @@ def test_masks_with_holes_and_many_to_one(cell, activation, impl):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("cell, activation", CELLS[:3])
+@pytest.mark.parametrize("cell, activation", ONE_EACH)
 def test_projection_inside_the_loop(cell, activation, monkeypatch):
     """Large problems on a CPU compute x_t @ w_ih^T inside the loop instead
     of hoisting it; forced here at a small size."""
@@ -138,7 +138,7 @@ def test_projection_inside_the_loop(cell, activation, monkeypatch):
         )
 
 
-@pytest.mark.parametrize("cell, activation", CELLS[:3])
+@pytest.mark.parametrize("cell, activation", ONE_EACH)
 @pytest.mark.parametrize("seq_len", [0, 1, 2])
 @pytest.mark.parametrize("impl", IMPLS)
 def test_short_sequences(cell, activation, seq_len, impl):
@@ -171,7 +171,7 @@ def test_lower_precisions(cell, activation, dtype, impl):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("cell, activation", CELLS[:3])
+@pytest.mark.parametrize("cell, activation", ONE_EACH)
 def test_gradients_against_finite_differences(cell, activation):
     """jax.test_util.check_grads compares the reverse-mode derivative with
     central differences of the fast path itself, in float64."""

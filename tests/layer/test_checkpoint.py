@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import jaxrnn
-from helpers import CELLS, assert_trees_close, x64
+from helpers import BY_NAME, assert_trees_close, x64
 
 D, H, B = 3, 5, 3
 CHOICES = [None, "step", 1, 4, 7, "sqrt", 1000]
@@ -18,7 +18,7 @@ CHOICES = [None, "step", 1, 4, 7, "sqrt", 1000]
 @pytest.mark.parametrize("reverse", [False, True])
 def test_unroll_gradients_are_identical_for_every_choice(seq_len, reverse, getkey):
     """Segments that divide T, that do not, longer than T, and T = 0 or 1."""
-    cell = CELLS[3]  # the LSTM
+    cell = BY_NAME["lstm"]
     with x64():
         params = cell.init(getkey(), D, H, init="torch", dtype=jnp.float64)
         carry = cell.random_carry(getkey(), H, jnp.float64)

@@ -16,20 +16,12 @@ import pytest
 
 import jaxrnn
 from helpers import assert_trees_close
+from jaxrnn.cells import _registry
 
 D, H, T, B = 3, 5, 8, 4
 LENGTHS = jnp.array([8, 6, 1, 0])
-STEPS = {
-    "rnn": jaxrnn.rnn_step,
-    "lstm": jaxrnn.lstm_step,
-    "gru": jaxrnn.gru_step,
-    "peephole_lstm": jaxrnn.peephole_lstm_step,
-    "layer_norm_lstm": jaxrnn.layer_norm_lstm_step,
-    "layer_norm_gru": jaxrnn.layer_norm_gru_step,
-    "proj_lstm": jaxrnn.proj_lstm_step,
-    "cifg_lstm": jaxrnn.cifg_lstm_step,
-    "mgu": jaxrnn.mgu_step,
-}
+# Every registered cell's reference step, from the registry.
+STEPS = {name: spec.step for name, spec in _registry.CELLS.items()}
 CELL_NAMES = [name for name in STEPS if name != "proj_lstm"]
 MERGE = {
     "concat": lambda f, b: np.concatenate([f, b], -1),
@@ -68,7 +60,7 @@ def _hidden(carry):
 def by_hand(params, xs, lengths=None, state=None, reset=None, include_initial=False):
     """Segments of each row run separately, layer by layer, direction by direction."""
     step = STEPS[params.cell]
-    if params.cell == "rnn":
+    if _registry.CELLS[params.cell].activation:
         step = functools.partial(step, activation=params.activation)
     xs = np.asarray(xs)
     lengths = [T] * B if lengths is None else [int(n) for n in lengths]

@@ -335,8 +335,8 @@ def test_the_layer_runs_in_parallel(name, getkey):
 def test_the_layer_refuses_what_parallel_lacks(getkey):
     params = jaxrnn.init_layer(getkey(), "gru", 3, 4)
     xs = jnp.ones((2, 5, 3))
-    with pytest.raises(ValueError, match="must not be 'parallel' with reset"):
+    with pytest.raises(ValueError, match=r"with reset \(the parallel path lacks it\)"):
         jaxrnn.apply_layer(params, xs, reset=jnp.zeros((2, 5), bool), impl="parallel")
     with pytest.raises(ValueError, match="zoneout"):
         jaxrnn.apply_layer(params, xs, zoneout=0.1, training=False, impl="parallel")
-    assert jaxrnn.fast.choose("auto", "gru") != "parallel"
+    assert jaxrnn.layer.choose("auto", "gru") != "parallel"

@@ -161,7 +161,7 @@ struct Backward {
                               const int64_t c = p * NV + v;
                               if (c >= chunks) break;
                               const int64_t u = c * VW;
-                              if (mask[t * B + b] != 0.0f) {
+                              if (live(mask, t, B, b)) {
                                 vf d = acc[v];
                                 if (C == Cell::GRU) d += load(&dhz[b * Hp + u]);
                                 store(&dh[b * Hp + u], d);
@@ -284,7 +284,7 @@ struct Backward {
     const int n = int(std::min<int64_t>(VW, H - u));
     float* z = dz_row(t, b) + u;
     prefetch(t, b, chunk);
-    if (mask[t * B + b] == 0.0f) {
+    if (!live(mask, t, B, b)) {
       for (int g = 0; g < G; ++g) store(z + off_hh[g], vf{});
       if (C == Cell::GRU) store(z + 3 * Hp, vf{});
       return;

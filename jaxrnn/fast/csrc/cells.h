@@ -29,6 +29,15 @@ INLINE vf activate_grad(Act act, vf h) {
   return h > 0 ? splat(1) : splat(0);
 }
 
+// The mask rule (jaxrnn/_unroll.py's hold and zero_masked, in Python): a
+// step is live where its mask is not 0; where it is not, the carry is held,
+// and the step's output and gradients are zero. tests/fast/test_cpu.py pins
+// the kernels' masked steps to the reference scan's.
+INLINE bool live(const float* mask, int64_t t, int64_t B, int64_t b) {
+  return mask[t * B + b] != 0.0f;
+}
+INLINE vf held(bool on, vf next, vf prev) { return select(on, next, prev); }
+
 // One step's new carry and what the backward pass keeps (LSTM: i, f, g, o;
 // GRU: r, z, n and h_n = w_hh_n h + b_hn).
 struct Step {

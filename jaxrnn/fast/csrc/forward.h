@@ -254,7 +254,7 @@ struct Forward {
                    const float* h_prev, float* h_next, void* hb_next) {
     const int64_t u = chunk * VW;
     const int n = int(std::min<int64_t>(VW, H - u));
-    const bool on = mask[t * B + b] != 0.0f;
+    const bool on = live(mask, t, B, b);
     const int64_t row = (t * B + b) * H + u;
     prefetch(t, b, chunk);
     const vf hp = load(h_prev + b * Hp + u);
@@ -262,13 +262,13 @@ struct Forward {
     const vf bhn = C == Cell::GRU ? load_n(b_hn + u, n) : vf{};
     Step s = step_forward<C>(act, acc, xw, bhn, hp, cp);
     // Padded units stay zero, since h_next feeds the next step's products.
-    const vf h = keep_n(select(on, s.h, hp), n);
+    const vf h = keep_n(held(on, s.h, hp), n);
     store(h_next + b * Hp + u, h);
     if constexpr (BF) store_bf16(static_cast<uint16_t*>(hb_next) + b * Hp + u, h);
     if constexpr (RD) store(static_cast<float*>(hb_next) + b * Hp + u, round_bf16(h));
     store_n(hs + row, h, n);
     if (C == Cell::LSTM) {
-      const vf c = select(on, s.c, cp);
+      const vf c = held(on, s.c, cp);
       store(&cbuf[b * Hp + u], c);
       if (save) store_n(cs + row, c, n);
     }
