@@ -2,7 +2,8 @@
 
 The reference cells (`rnn_step`, `lstm_step`, `gru_step`, and the variants
 `peephole_lstm_step`, `layer_norm_lstm_step`, `layer_norm_gru_step`,
-`proj_lstm_step`, `cifg_lstm_step`, `mgu_step`; in `jaxrnn/cells/`) are
+`proj_lstm_step`, `cifg_lstm_step`, `mgu_step`, `indrnn_step`; in
+`jaxrnn/cells/`) are
 `lax.scan` bodies; `unroll` runs them over a sequence; `init_layer` /
 `apply_layer` (in `jaxrnn/layer/`) give the stacked, bidirectional,
 variable-length layer of `torch.nn.LSTM`, with learned initial states,
@@ -32,6 +33,7 @@ from jaxrnn._unroll import unroll_loop as unroll_loop
 from jaxrnn._version import __version__ as __version__
 from jaxrnn.cells import CIFGLSTMParams as CIFGLSTMParams
 from jaxrnn.cells import GRUParams as GRUParams
+from jaxrnn.cells import IndRNNParams as IndRNNParams
 from jaxrnn.cells import LayerNormGRUParams as LayerNormGRUParams
 from jaxrnn.cells import LayerNormLSTMParams as LayerNormLSTMParams
 from jaxrnn.cells import LSTMCarry as LSTMCarry
@@ -43,9 +45,11 @@ from jaxrnn.cells import ReadoutParams as ReadoutParams
 from jaxrnn.cells import RNNParams as RNNParams
 from jaxrnn.cells import cifg_lstm_step as cifg_lstm_step
 from jaxrnn.cells import gru_step as gru_step
+from jaxrnn.cells import indrnn_step as indrnn_step
 from jaxrnn.cells import init_cifg_lstm as init_cifg_lstm
 from jaxrnn.cells import init_gru as init_gru
 from jaxrnn.cells import init_gru_carry as init_gru_carry
+from jaxrnn.cells import init_indrnn as init_indrnn
 from jaxrnn.cells import init_layer_norm_gru as init_layer_norm_gru
 from jaxrnn.cells import init_layer_norm_lstm as init_layer_norm_lstm
 from jaxrnn.cells import init_lstm as init_lstm
@@ -84,6 +88,7 @@ def __getattr__(name):
 __all__ = [
     "CIFGLSTMParams",
     "GRUParams",
+    "IndRNNParams",
     "LSTMCarry",
     "LSTMParams",
     "LayerNormGRUParams",
@@ -100,9 +105,11 @@ __all__ = [
     "diagnostics",
     "fast",
     "gru_step",
+    "indrnn_step",
     "init_cifg_lstm",
     "init_gru",
     "init_gru_carry",
+    "init_indrnn",
     "init_layer",
     "init_layer_norm_gru",
     "init_layer_norm_lstm",

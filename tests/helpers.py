@@ -211,6 +211,18 @@ def np_mgu(params, h, xs):
     return h, np.array(hs)
 
 
+def np_indrnn(params, h, xs, activation="relu"):
+    """Li et al.'s IndRNN, unit by unit: h_j = g1(W_j . x + u_j h_j + b_j)."""
+    g1 = NP_ACTIVATIONS[activation]
+    w, u = np.asarray(params.w_ih, np.float64), np.asarray(params.w_hh, np.float64)
+    b = np.zeros(len(h)) if params.b is None else np.asarray(params.b, np.float64)
+    hs = []
+    for x in xs:
+        h = np.array([g1(w[j] @ x + u[j] * h[j] + b[j]) for j in range(len(h))])
+        hs.append(h)
+    return h, np.array(hs)
+
+
 def _carry_of(np_fn):
     """Adapt an (h, c) NumPy oracle to LSTMCarry in and out."""
 
@@ -270,6 +282,7 @@ ORACLES = {
     "proj_lstm": _carry_of(np_proj_lstm),
     "cifg_lstm": _carry_of(np_cifg_lstm),
     "mgu": np_mgu,
+    "indrnn": np_indrnn,
 }
 # The sizes a cell is built with beyond (D, H): the projected LSTM's P.
 _EXTRA_SIZES = {"proj_lstm": lambda h: (proj_size(h),)}

@@ -183,7 +183,7 @@ def test_bad_init_options(getkey):
         "'transformer'",
     ):
         jaxrnn.init_layer(getkey(), "transformer", D, H)
-    with raises(ValueError, r"activation applies to cell='rnn' only"):
+    with raises(ValueError, r"activation applies to cell='rnn' and cell='indrnn' only"):
         jaxrnn.init_layer(getkey(), "lstm", D, H, activation="relu")
     with raises(ValueError, r"forget_bias applies to the LSTM cells only"):
         jaxrnn.init_layer(getkey(), "gru", D, H, forget_bias=1.0)

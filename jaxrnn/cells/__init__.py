@@ -3,10 +3,11 @@ initialisers.
 
 One cell per file: `_elman` (the Elman RNN and its readout), `_lstm`, `_gru`,
 and the variants `_peephole_lstm`, `_layer_norm_lstm`, `_layer_norm_gru`,
-`_proj_lstm`, `_cifg_lstm` and `_mgu`. Beside them: `_activations`, the one
-table of g and g'; `_initializers`; `_validate`, the checks every step makes;
-`_ops`, the matmul policy and layer normalisation; `_registry`, the cells by
-name. Everything here is re-exported at the top of `jaxrnn`.
+`_proj_lstm`, `_cifg_lstm`, `_mgu` and `_indrnn` (IndRNN). Beside them:
+`_activations`, the one table of g and g'; `_initializers`; `_validate`,
+the checks every step makes; `_ops`, the matmul policy and layer
+normalisation; `_registry`, the cells by name. Everything here is
+re-exported at the top of `jaxrnn`.
 """
 
 from jaxrnn.cells._cifg_lstm import CIFGLSTMParams as CIFGLSTMParams
@@ -23,6 +24,9 @@ from jaxrnn.cells._gru import GRUParams as GRUParams
 from jaxrnn.cells._gru import gru_step as gru_step
 from jaxrnn.cells._gru import init_gru as init_gru
 from jaxrnn.cells._gru import init_gru_carry as init_gru_carry
+from jaxrnn.cells._indrnn import IndRNNParams as IndRNNParams
+from jaxrnn.cells._indrnn import indrnn_step as indrnn_step
+from jaxrnn.cells._indrnn import init_indrnn as init_indrnn
 from jaxrnn.cells._layer_norm_gru import LayerNormGRUParams as LayerNormGRUParams
 from jaxrnn.cells._layer_norm_gru import init_layer_norm_gru as init_layer_norm_gru
 from jaxrnn.cells._layer_norm_gru import layer_norm_gru_step as layer_norm_gru_step
@@ -48,6 +52,7 @@ from jaxrnn.cells._proj_lstm import proj_lstm_step as proj_lstm_step
 __all__ = [
     "CIFGLSTMParams",
     "GRUParams",
+    "IndRNNParams",
     "LSTMCarry",
     "LSTMParams",
     "LayerNormGRUParams",
@@ -59,9 +64,11 @@ __all__ = [
     "ReadoutParams",
     "cifg_lstm_step",
     "gru_step",
+    "indrnn_step",
     "init_cifg_lstm",
     "init_gru",
     "init_gru_carry",
+    "init_indrnn",
     "init_layer_norm_gru",
     "init_layer_norm_lstm",
     "init_lstm",

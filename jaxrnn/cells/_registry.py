@@ -13,6 +13,7 @@ from typing import Any, Callable, NamedTuple
 from jaxrnn.cells._cifg_lstm import CIFGLSTMParams, cifg_lstm_step, init_cifg_lstm
 from jaxrnn.cells._elman import RNNParams, init_rnn, rnn_step
 from jaxrnn.cells._gru import GRUParams, gru_step, init_gru
+from jaxrnn.cells._indrnn import IndRNNParams, indrnn_step, init_indrnn
 from jaxrnn.cells._layer_norm_gru import (
     LayerNormGRUParams,
     init_layer_norm_gru,
@@ -147,6 +148,16 @@ CELLS = {
             **_LSTM_LIKE,
         ),
         _spec("mgu", MGUParams, mgu_step, init_mgu, gates=2, lstm_carry=False),
+        _spec(
+            "indrnn",
+            IndRNNParams,
+            indrnn_step,
+            init_indrnn,
+            gates=1,
+            lstm_carry=False,
+            activation="relu",
+            fast="_indrnn",
+        ),
     )
 }
 _BY_TYPE = {spec.params: spec for spec in CELLS.values()}
