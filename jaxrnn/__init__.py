@@ -2,7 +2,7 @@
 
 The reference cells (`rnn_step`, `lstm_step`, `gru_step`, and the variants
 `peephole_lstm_step`, `layer_norm_lstm_step`, `layer_norm_gru_step`,
-`proj_lstm_step`, `cifg_lstm_step`, `mgu_step`, `indrnn_step`; in
+`proj_lstm_step`, `cifg_lstm_step`, `mgu_step`, `indrnn_step`, `cho_gru_step`; in
 `jaxrnn/cells/`) are
 `lax.scan` bodies; `unroll` runs them over a sequence; `init_layer` /
 `apply_layer` (in `jaxrnn/layer/`) give the stacked, bidirectional,
@@ -31,6 +31,7 @@ from jaxrnn._unroll import lengths_to_mask as lengths_to_mask
 from jaxrnn._unroll import unroll as unroll
 from jaxrnn._unroll import unroll_loop as unroll_loop
 from jaxrnn._version import __version__ as __version__
+from jaxrnn.cells import ChoGRUParams as ChoGRUParams
 from jaxrnn.cells import CIFGLSTMParams as CIFGLSTMParams
 from jaxrnn.cells import GRUParams as GRUParams
 from jaxrnn.cells import IndRNNParams as IndRNNParams
@@ -43,9 +44,11 @@ from jaxrnn.cells import PeepholeLSTMParams as PeepholeLSTMParams
 from jaxrnn.cells import ProjLSTMParams as ProjLSTMParams
 from jaxrnn.cells import ReadoutParams as ReadoutParams
 from jaxrnn.cells import RNNParams as RNNParams
+from jaxrnn.cells import cho_gru_step as cho_gru_step
 from jaxrnn.cells import cifg_lstm_step as cifg_lstm_step
 from jaxrnn.cells import gru_step as gru_step
 from jaxrnn.cells import indrnn_step as indrnn_step
+from jaxrnn.cells import init_cho_gru as init_cho_gru
 from jaxrnn.cells import init_cifg_lstm as init_cifg_lstm
 from jaxrnn.cells import init_gru as init_gru
 from jaxrnn.cells import init_gru_carry as init_gru_carry
@@ -87,6 +90,7 @@ def __getattr__(name):
 
 __all__ = [
     "CIFGLSTMParams",
+    "ChoGRUParams",
     "GRUParams",
     "IndRNNParams",
     "LSTMCarry",
@@ -101,11 +105,13 @@ __all__ = [
     "ReadoutParams",
     "apply_layer",
     "bench",
+    "cho_gru_step",
     "cifg_lstm_step",
     "diagnostics",
     "fast",
     "gru_step",
     "indrnn_step",
+    "init_cho_gru",
     "init_cifg_lstm",
     "init_gru",
     "init_gru_carry",

@@ -211,6 +211,22 @@ def np_mgu(params, h, xs):
     return h, np.array(hs)
 
 
+def np_cho_gru(params, h, xs):
+    """Cho et al.'s GRU: the reset gate scales h inside the candidate's matmul."""
+    hidden = len(h)
+    w_r, w_z, w_n = _blocks(params.w_ih, 3)
+    u_r, u_z, u_n = _blocks(params.w_hh, 3)
+    b_r, b_z, b_n = _np_bias(params, 3, hidden)
+    hs = []
+    for x in xs:
+        r = sigmoid(w_r @ x + u_r @ h + b_r)
+        z = sigmoid(w_z @ x + u_z @ h + b_z)
+        n = np.tanh(w_n @ x + u_n @ (r * h) + b_n)
+        h = z * h + (1 - z) * n
+        hs.append(h)
+    return h, np.array(hs)
+
+
 def np_indrnn(params, h, xs, activation="relu"):
     """Li et al.'s IndRNN, unit by unit: h_j = g1(W_j . x + u_j h_j + b_j)."""
     g1 = NP_ACTIVATIONS[activation]
@@ -283,6 +299,7 @@ ORACLES = {
     "cifg_lstm": _carry_of(np_cifg_lstm),
     "mgu": np_mgu,
     "indrnn": np_indrnn,
+    "cho_gru": np_cho_gru,
 }
 # The sizes a cell is built with beyond (D, H): the projected LSTM's P.
 _EXTRA_SIZES = {"proj_lstm": lambda h: (proj_size(h),)}

@@ -50,8 +50,11 @@ def test_page_snippets(path, standard_promotion):
     """
     namespace = {}
     for number, block in enumerate(_blocks(path)):
-        if "import torch" in block and importlib.util.find_spec("torch") is None:
-            continue  # the PyTorch interop example needs the test extra's torch
+        if any(
+            f"import {module}" in block and importlib.util.find_spec(module) is None
+            for module in ("torch", "haiku")
+        ):
+            continue  # the interop examples need the test extra's frameworks
         expected = [
             m.group(1).split(": ")[0].strip()
             for line in block.splitlines()

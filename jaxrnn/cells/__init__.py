@@ -3,13 +3,16 @@ initialisers.
 
 One cell per file: `_elman` (the Elman RNN and its readout), `_lstm`, `_gru`,
 and the variants `_peephole_lstm`, `_layer_norm_lstm`, `_layer_norm_gru`,
-`_proj_lstm`, `_cifg_lstm`, `_mgu` and `_indrnn` (IndRNN). Beside them:
-`_activations`, the one table of g and g'; `_initializers`; `_validate`,
-the checks every step makes; `_ops`, the matmul policy and layer
-normalisation; `_registry`, the cells by name. Everything here is
-re-exported at the top of `jaxrnn`.
+`_proj_lstm`, `_cifg_lstm`, `_mgu`, `_indrnn` (IndRNN) and `_cho_gru` (the
+reset-before GRU). Beside them: `_activations`, the one table of g and g';
+`_initializers`; `_validate`, the checks every step makes; `_ops`, the
+matmul policy and layer normalisation; `_registry`, the cells by name.
+Everything here is re-exported at the top of `jaxrnn`.
 """
 
+from jaxrnn.cells._cho_gru import ChoGRUParams as ChoGRUParams
+from jaxrnn.cells._cho_gru import cho_gru_step as cho_gru_step
+from jaxrnn.cells._cho_gru import init_cho_gru as init_cho_gru
 from jaxrnn.cells._cifg_lstm import CIFGLSTMParams as CIFGLSTMParams
 from jaxrnn.cells._cifg_lstm import cifg_lstm_step as cifg_lstm_step
 from jaxrnn.cells._cifg_lstm import init_cifg_lstm as init_cifg_lstm
@@ -51,6 +54,7 @@ from jaxrnn.cells._proj_lstm import proj_lstm_step as proj_lstm_step
 
 __all__ = [
     "CIFGLSTMParams",
+    "ChoGRUParams",
     "GRUParams",
     "IndRNNParams",
     "LSTMCarry",
@@ -62,9 +66,11 @@ __all__ = [
     "ProjLSTMParams",
     "RNNParams",
     "ReadoutParams",
+    "cho_gru_step",
     "cifg_lstm_step",
     "gru_step",
     "indrnn_step",
+    "init_cho_gru",
     "init_cifg_lstm",
     "init_gru",
     "init_gru_carry",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, NamedTuple
 
+from jaxrnn.cells._cho_gru import ChoGRUParams, cho_gru_step, init_cho_gru
 from jaxrnn.cells._cifg_lstm import CIFGLSTMParams, cifg_lstm_step, init_cifg_lstm
 from jaxrnn.cells._elman import RNNParams, init_rnn, rnn_step
 from jaxrnn.cells._gru import GRUParams, gru_step, init_gru
@@ -157,6 +158,15 @@ CELLS = {
             lstm_carry=False,
             activation="relu",
             fast="_indrnn",
+        ),
+        _spec(
+            "cho_gru",
+            ChoGRUParams,
+            cho_gru_step,
+            init_cho_gru,
+            gates=3,
+            lstm_carry=False,
+            fast="_cho_gru",
         ),
     )
 }

@@ -53,16 +53,19 @@ def numpy(x: Any) -> np.ndarray | None:
     return None if x is None else np.asarray(x)
 
 
-def cell_name(fn: str, params: Any) -> str:
-    """ "rnn", "lstm" or "gru" for cell params, or a TypeError."""
-    for name, cls in CELL_TYPES.items():
+def cell_name(fn: str, params: Any, more: dict | None = None) -> str:
+    """ "rnn", "lstm" or "gru" for cell params (or a name of `more`, the
+    further cells a converter has), or a TypeError."""
+    types = {**CELL_TYPES, **(more or {})}
+    for name, cls in types.items():
         if isinstance(params, cls):
             return name
     variant = _registry.spec_of(params)
+    names = ", ".join(cls.__name__ for cls in types.values())
     _checks.fail(
         fn,
         "params",
-        "must be RNNParams, LSTMParams, GRUParams or LayerParams of those",
+        f"must be {names} or LayerParams of those",
         _checks.describe(params),
         f"The {variant.name} cell has no counterpart in that library."
         if variant is not None
@@ -85,8 +88,9 @@ def plain_layer(fn: str, params: LayerParams) -> None:
         _checks.fail(fn, "params.residual", "must be False", "True")
 
 
-def one_cell(fn: str, params: Any) -> tuple[Any, Any]:
-    """(cell params, activation) from cell params or a one-cell LayerParams."""
+def one_cell(fn: str, params: Any, more: dict | None = None) -> tuple[Any, Any]:
+    """(cell params, activation) from cell params or a one-cell LayerParams
+    (of the cells of CELL_TYPES, and those of `more`)."""
     if isinstance(params, LayerParams):
         if params.num_layers != 1 or params.num_directions != 1:
             _checks.fail(
@@ -97,9 +101,9 @@ def one_cell(fn: str, params: Any) -> tuple[Any, Any]:
                 "Convert params.cells[layer][direction] one at a time.",
             )
         plain_layer(fn, params)
-        cell_name(fn, params.cells[0][0])
+        cell_name(fn, params.cells[0][0], more)
         return params.cells[0][0], params.activation
-    cell_name(fn, params)
+    cell_name(fn, params, more)
     return params, "tanh"
 
 

@@ -10,9 +10,9 @@ transposes of jaxrnn's w_ih and w_hh, with one bias:
                 b = [b_ir + b_hr, b_iz + b_hz, input h-block], b_hn = recurrent h-block
 
 A GRU with reset_after=False applies the reset gate *before* the recurrent
-matmul, h_hat = tanh(W_h x + U_h (r * h) + b_h). No choice of weights makes
-jaxrnn's (and PyTorch's, cuDNN's) form r * (U_h h + b_hn) compute that
-function for every h, so such a layer is refused rather than approximated.
+matmul, h_hat = tanh(W_h x + U_h (r * h) + b_h), with one bias [3u]: that is
+jaxrnn's "cho_gru" cell (ChoGRUParams), not "gru", whose r * (U_h h + b_hn)
+no choice of weights turns into it.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from jax.typing import ArrayLike
 from jaxrnn import _checks
 from jaxrnn._unroll import resolve_mask, unroll
 from jaxrnn.cells import _activations
+from jaxrnn.cells._cho_gru import ChoGRUParams, cho_gru_step
 from jaxrnn.cells._elman import RNNParams, rnn_step
 from jaxrnn.cells._gru import GRUParams, gru_step
 from jaxrnn.cells._lstm import LSTMCarry, LSTMParams, lstm_step
@@ -34,6 +35,7 @@ from jaxrnn.interop import _common
 from jaxrnn.layer._params import LayerParams
 
 _KINDS = {"SimpleRNN": "rnn", "LSTM": "lstm", "GRU": "gru"}
+_MORE = {"cho_gru": ChoGRUParams}  # GRU(reset_after=False)
 _KERAS_ACTIVATIONS = {
     "tanh": "tanh",
     "relu": "relu",
@@ -65,7 +67,9 @@ def from_keras(layer: Any) -> tuple[LayerParams, Callable]:
     """Convert a Keras 3 SimpleRNN, LSTM or GRU layer into params and an apply.
 
     Args:
-        layer: a built keras.layers.SimpleRNN, LSTM or GRU (reset_after=True).
+        layer: a built keras.layers.SimpleRNN, LSTM or GRU; a GRU with
+            reset_after=True becomes the "gru" cell, one with
+            reset_after=False the "cho_gru" cell.
             LSTM and GRU must use activation "tanh" and recurrent_activation
             "sigmoid"; SimpleRNN may use tanh, relu, sigmoid or linear.
 
@@ -81,8 +85,7 @@ def from_keras(layer: Any) -> tuple[LayerParams, Callable]:
     Raises:
         ImportError: Keras is not installed.
         TypeError: another kind of layer.
-        ValueError: a GRU with reset_after=False, other gate activations, or
-            an unbuilt layer.
+        ValueError: other gate activations, or an unbuilt layer.
     """
     fn = "from_keras"
     _keras(fn)
@@ -135,18 +138,11 @@ def from_keras(layer: Any) -> tuple[LayerParams, Callable]:
         if kind == "lstm":
             params = LSTMParams(kernel.T, recurrent.T, bias)
         else:
-            if not config.get("reset_after", True):
-                _checks.fail(
-                    fn,
-                    "layer",
-                    "must be a GRU with reset_after=True",
-                    "reset_after=False",
-                    "With reset_after=False the reset gate multiplies h "
-                    "before the recurrent matmul, a different function that "
-                    "no weights of the r * (U h + b_hn) form reproduce.",
-                )
             w_ih, w_hh = _swap_rz(kernel, units).T, _swap_rz(recurrent, units).T
-            if bias is None:
+            if not config.get("reset_after", True):
+                b = None if bias is None else _swap_rz(bias, units)
+                params = ChoGRUParams(w_ih, w_hh, b)
+            elif bias is None:
                 params = GRUParams(w_ih, w_hh, None, None)
             else:
                 input_bias, recurrent_bias = (
@@ -193,7 +189,7 @@ def _apply_keras(
     go_backwards: bool,
 ):
     fn = "apply"
-    cell_params, activation = _common.one_cell(fn, params)
+    cell_params, activation = _common.one_cell(fn, params, _MORE)
     xs = _checks.float_array(
         fn, "xs", xs, ndim=3, hint="Keras RNN layers take batch-major [B, T, D]."
     )
@@ -203,6 +199,7 @@ def _apply_keras(
         "rnn": lambda p, c, x: rnn_step(p, c, x, activation=activation),
         "lstm": lstm_step,
         "gru": gru_step,
+        "cho_gru": cho_gru_step,
     }[params.cell]
     hidden = cell_params.w_hh.shape[1]
     if initial_state is None:
@@ -241,8 +238,9 @@ def to_keras(params: Any, **layer_kwargs: Any) -> Any:
     """A built Keras layer (SimpleRNN, LSTM or GRU) computing what `params` compute.
 
     Args:
-        params: one cell's params, or a one-cell LayerParams (which carries
-            the Elman activation).
+        params: one cell's params (RNNParams, LSTMParams, GRUParams, or
+            ChoGRUParams for reset_after=False), or a one-cell LayerParams
+            (which carries the Elman activation).
         **layer_kwargs: passed to the layer (return_sequences, return_state,
             go_backwards, ...). units, use_bias, activation and (GRU)
             reset_after are set from params.
@@ -250,12 +248,12 @@ def to_keras(params: Any, **layer_kwargs: Any) -> Any:
     Returns:
         The layer, built for input size D, with its weights set. A GRU's
         input bias is b and its recurrent bias is [0, 0, b_hn] (in Keras'
-        z, r, h order).
+        z, r, h order); a reset-before GRU's one bias is b.
     """
     fn = "to_keras"
     keras = _keras(fn)
-    cell_params, activation = _common.one_cell(fn, params)
-    kind = _common.cell_name(fn, cell_params)
+    cell_params, activation = _common.one_cell(fn, params, _MORE)
+    kind = _common.cell_name(fn, cell_params, _MORE)
     hidden, size = cell_params.w_hh.shape[1], cell_params.w_ih.shape[1]
     has_bias = cell_params.b is not None
     dtype = jnp.dtype(cell_params.w_hh.dtype).name
@@ -286,6 +284,14 @@ def to_keras(params: Any, **layer_kwargs: Any) -> Any:
         weights = [cell_params.w_ih.T, cell_params.w_hh.T]
         if has_bias:
             weights.append(cell_params.b)
+    elif kind == "cho_gru":
+        layer = keras.layers.GRU(reset_after=False, **common)
+        weights = [
+            _swap_rz(cell_params.w_ih.T, hidden),
+            _swap_rz(cell_params.w_hh.T, hidden),
+        ]
+        if has_bias:
+            weights.append(_swap_rz(cell_params.b, hidden))
     else:
         layer = keras.layers.GRU(reset_after=True, **common)
         weights = [

@@ -28,6 +28,7 @@ LAYERS = {
     ),
     "LSTM": lambda **kw: keras.layers.LSTM(H, **kw),
     "GRU": lambda **kw: keras.layers.GRU(H, **kw),
+    "GRU-reset-before": lambda **kw: keras.layers.GRU(H, reset_after=False, **kw),
 }
 OPTIONS = [
     dict(return_sequences=True, return_state=True),
@@ -133,24 +134,27 @@ def test_round_trips_are_exact(name, use_bias):
     np.testing.assert_allclose(back(xs), layer(xs), rtol=1e-5, atol=1e-5)
 
 
-def test_jaxrnn_params_to_keras(getkey):
-    params = jaxrnn.init_layer(getkey(), "gru", D, H, init="torch")
+@pytest.mark.parametrize("cell, reset_after", [("gru", True), ("cho_gru", False)])
+def test_jaxrnn_params_to_keras(cell, reset_after, getkey):
+    params = jaxrnn.init_layer(getkey(), cell, D, H, init="torch")
     layer = interop.to_keras(params, return_sequences=True)
+    assert layer.get_config()["reset_after"] is reset_after
     xs = jax.random.normal(getkey(), (B, T, D))
     np.testing.assert_allclose(
         layer(xs), jaxrnn.apply_layer(params, xs)[0], rtol=1e-5, atol=1e-5
     )
 
 
+def test_a_reset_before_gru_is_the_cho_gru_cell():
+    gru = _built("GRU-reset-before")
+    params, _ = interop.from_keras(gru)
+    assert params.cell == "cho_gru"
+    xs = jax.random.normal(jax.random.key(2), (B, T, D))
+    ys = jaxrnn.apply_layer(params, xs)[0]  # through the layer, every impl's rule
+    np.testing.assert_allclose(ys[:, -1], gru(xs), rtol=1e-5, atol=1e-5)
+
+
 def test_refusals():
-    gru = keras.layers.GRU(H, reset_after=False)
-    gru.build((None, None, D))
-    with pytest.raises(
-        ValueError,
-        match=r"from_keras: layer must be a GRU with "
-        r"reset_after=True, got reset_after=False.*before the recurrent",
-    ):
-        interop.from_keras(gru)
     lstm = keras.layers.LSTM(H, recurrent_activation="hard_sigmoid")
     lstm.build((None, None, D))
     with pytest.raises(ValueError, match=r"recurrent_activation='sigmoid'"):
