@@ -26,12 +26,12 @@ FAST_ACTIVATIONS = _elman.FAST_ACTIVATIONS
 
 def _forward(g1, unpack, u, extra, xw, carry):
     (h,) = carry
-    return (g1(xw[0] + unpack(u) * h),), ()
+    return (g1(xw[0] + unpack(u)[None] * h),), ()
 
 
 def _backward(activation, pack, unpack, u, extra, saved, prev, new, dcarry):
     dz = _elman.grad(activation, new, dcarry)
-    return (dz * unpack(u),), pack(dz), pack(dz)
+    return (dz * unpack(u)[None],), pack(dz), pack(dz)
 
 
 def _u_grad(dz, h_prev, saved):

@@ -48,7 +48,7 @@ def _random_state(key, params, batch=True):
     lead = (count, B) if batch else (count,)
     k_h, k_c = jax.random.split(key)
     h = jax.random.normal(k_h, (*lead, params.output_size))
-    if params.cell in ("rnn", "gru", "layer_norm_gru", "mgu"):
+    if not _registry.CELLS[params.cell].lstm_carry:
         return h
     return jaxrnn.LSTMCarry(h, jax.random.normal(k_c, (*lead, params.hidden_size)))
 

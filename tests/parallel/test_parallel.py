@@ -29,7 +29,7 @@ def _cell(name, key, dtype=jnp.float32, size=4, inputs=3):
     extra = (3,) if name == "proj_lstm" else ()
     params = spec.init(key, inputs, size, *extra, dtype=dtype)
     h = 0.3 * jax.random.normal(
-        jax.random.fold_in(key, 1), params.w_hh.shape[1:], dtype
+        jax.random.fold_in(key, 1), params.w_hh.shape[-1:], dtype
     )
     if spec.lstm_carry:
         c = 0.3 * jax.random.normal(jax.random.fold_in(key, 2), (size,), dtype)
