@@ -97,6 +97,11 @@ def _forward(cell, w_ih, w_hh, b, extra, carry, xs, mask, unroll, save, loop):
     # The kernels' cells compute in `accumulator` (float32 for 16-bit
     # inputs): the projection, the biases and the carry enter it cast once.
     acc = _kernel.accumulator(dtype) if cell.kernel else dtype
+    # XLA:CPU, measured: an elementwise fusion that reads two slices of one
+    # scan input runs several times slower than one that reads separate
+    # arrays (4.7 ms against 0.7 ms for the GRU's gate arithmetic at B=32,
+    # T=100, H=128), so the projection enters the loop one array per gate
+    # block, and the cells save their gates one array each.
     if hoist:
         xw = tuple(jnp.split(_mm(xs, w_ih, acc), cell.blocks, axis=-1))
     else:
