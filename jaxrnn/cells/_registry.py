@@ -52,6 +52,8 @@ class CellSpec(NamedTuple):
         fast: the module of `jaxrnn.fast` that holds the cell's fast forms
             (its two layouts and hand-derived gradient), or None: the fused,
             Pallas and CPU impls run only cells that have one.
+        update_block: for a GRU-like cell, the block of b that holds the
+            update gate z's bias (what a run's `update_bias` sets), else None.
         kernel: the cell's id in the compiled CPU kernels (`enum Cell` in
             `jaxrnn/fast/csrc/cells.h`, which a test pins to this), or None.
     """
@@ -66,6 +68,7 @@ class CellSpec(NamedTuple):
     activation: str | None = None
     fast: str | None = None
     kernel: int | None = None
+    update_block: int | None = None
 
 
 def _spec(name, params, step, init, *, gates, lstm_carry, **facts):
@@ -107,6 +110,7 @@ CELLS = {
             lstm_carry=False,
             fast="_gru",
             kernel=2,
+            update_block=1,
         ),
         _spec(
             "peephole_lstm",
@@ -131,6 +135,7 @@ CELLS = {
             init_layer_norm_gru,
             gates=3,
             lstm_carry=False,
+            update_block=1,
         ),
         _spec(
             "proj_lstm",
@@ -167,6 +172,7 @@ CELLS = {
             gates=3,
             lstm_carry=False,
             fast="_cho_gru",
+            update_block=1,
         ),
     )
 }

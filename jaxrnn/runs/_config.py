@@ -34,7 +34,8 @@ class RunConfig:
             tanh for the Elman RNN); ignored by the other cells.
         forget_bias: the LSTM forget-gate bias at initialisation (None: the
             cell's default, 1.0); ignored by non-LSTM cells.
-        update_bias: the GRU update-gate (z) bias at initialisation, or
+        update_bias: the update-gate (z) bias of the GRU-like cells (gru,
+            layer_norm_gru, cho_gru) at initialisation, or
             None for the cell's default (zero). Positive values start the
             GRU keeping its state (h_t = z h_{t-1} + (1 - z) n_t); ignored
             by other cells.

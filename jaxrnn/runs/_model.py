@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxrnn.cells import GRUParams, ReadoutParams, init_readout, readout
+from jaxrnn.cells import ReadoutParams, init_readout, readout
 from jaxrnn.cells import _registry as _cells
 from jaxrnn.layer import LayerParams, apply_layer, init_layer, init_state, stream_layer
 from jaxrnn.runs._config import RunConfig
@@ -36,18 +36,18 @@ def init_model(key: jax.Array, config: RunConfig, task: _registry.Task) -> Model
         activation=config.activation if spec.activation else None,
         forget_bias=config.forget_bias if spec.forget_bias else None,
     )
-    if config.cell == "gru" and config.update_bias is not None:
-        layer = _set_update_bias(layer, config.update_bias)
+    if spec.update_block is not None and config.update_bias is not None:
+        layer = _set_update_bias(layer, spec.update_block, config.update_bias)
     head = init_readout(key_head, config.hidden_size, task.output_size)
     return Model(layer, head)
 
 
-def _set_update_bias(layer: LayerParams, value: float) -> LayerParams:
-    """Set the z block (the second third) of every GRU cell's bias."""
+def _set_update_bias(layer: LayerParams, block: int, value: float) -> LayerParams:
+    """Set the update gate's block of every cell's bias (`CellSpec.update_block`)."""
 
-    def one(cell: GRUParams) -> GRUParams:
-        size = cell.w_hh.shape[1]
-        return cell._replace(b=cell.b.at[size : 2 * size].set(value))
+    def one(cell):
+        size = cell.w_hh.shape[-1]
+        return cell._replace(b=cell.b.at[block * size : (block + 1) * size].set(value))
 
     cells = tuple(tuple(one(c) for c in directions) for directions in layer.cells)
     return dataclasses.replace(layer, cells=cells)

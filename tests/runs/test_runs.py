@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from jaxrnn import io, runs
+from jaxrnn.cells import _registry as _cells
 from jaxrnn.runs import _files, _train
 
 pytestmark = pytest.mark.usefixtures("standard_promotion")
@@ -256,11 +257,16 @@ def test_output_dropout_drops_the_readout_inputs_in_training_only():
     np.testing.assert_array_equal(dropped, run(config, training=True, key=key))
 
 
-def test_update_bias_sets_the_gru_z_block_only():
-    task = _train.build(SMALL.resolved())[0]
+@pytest.mark.parametrize(
+    "cell", [s.name for s in _cells.CELLS.values() if s.update_block is not None]
+)
+def test_update_bias_sets_the_z_block_only(cell):
+    """Every GRU-like cell of the registry (gru, layer_norm_gru, cho_gru)."""
+    small = dataclasses.replace(SMALL, cell=cell)
+    task = _train.build(small.resolved())[0]
     key = jax.random.key(0)
-    plain = runs.init_model(key, SMALL.resolved(), task)
-    config = dataclasses.replace(SMALL, update_bias=1.5, num_layers=2).resolved()
+    plain = runs.init_model(key, small.resolved(), task)
+    config = dataclasses.replace(small, update_bias=1.5, num_layers=2).resolved()
     biased = runs.init_model(key, config, task)
     for cell in (c for layer in biased.layer.cells for c in layer):
         b = np.asarray(cell.b)
