@@ -46,9 +46,11 @@ def init_cho_gru(
     bias: bool = True,
     dtype: DTypeLike = jnp.float32,
 ) -> ChoGRUParams:
-    """Initialise a reset-before GRU: the schemes of `init_gru` ("default":
-    Glorot-uniform w_ih, orthogonal w_hh per gate, zero b; "torch":
-    U(-1/sqrt(H), 1/sqrt(H)) for everything), with one bias b [3H].
+    """Initialise a reset-before GRU: the schemes of the gated cells
+    (`_initializers.gated`: "default" is Glorot-uniform w_ih, orthogonal
+    w_hh per gate and zero b; "torch" is U(-1/sqrt(H), 1/sqrt(H)) for the
+    weights and the one bias b [3H] as a sum of two such draws, like the
+    MGU's).
 
     Examples:
         >>> import jax
@@ -56,18 +58,17 @@ def init_cho_gru(
         >>> p.w_ih.shape, p.w_hh.shape, p.b.shape
         ((15, 3), (15, 5), (15,))
     """
-    fn = "init_cho_gru"
-    input_size, hidden_size, init, dtype = _initializers.sizes(
-        fn, input_size, hidden_size, init, dtype
+    arrays = _initializers.gated(
+        "init_cho_gru",
+        key,
+        3,
+        input_size,
+        hidden_size,
+        init=init,
+        has_bias=bias,
+        dtype=dtype,
     )
-    key_w, key_b = jax.random.split(key)
-    w_ih, w_hh = _initializers.weights(key_w, 3, input_size, hidden_size, init, dtype)
-    b = None
-    if bias:
-        b = _initializers.bias(
-            key_b, 3 * hidden_size, hidden_size, init, dtype, summed=False
-        )
-    return ChoGRUParams(w_ih, w_hh, b)
+    return ChoGRUParams(*arrays)
 
 
 def cho_gru_step(

@@ -141,7 +141,7 @@ def forward(name, activation, params, carry, xs, mask, save, devices=1, policy=0
         rounded(params.w_hh),
         jnp.zeros((gates,), f32) if params.b is None else _f32(params.b),
         (jnp.zeros((hidden,), f32) if b_hn is None else _f32(b_hn))
-        if _extra(name)
+        if hasattr(params, "b_hn")
         else _empty(),
         _f32(carry[0]),
         _f32(carry[1]) if lstm else _empty(),

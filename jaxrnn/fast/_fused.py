@@ -231,6 +231,5 @@ def backward_pass(
         loop,
     )
     hidden = params.w_hh.shape[-1]
-    extra = "b_hn" in _registry.CELLS[name].params._fields
-    db_hn = jnp.sum(dhw[..., 2 * hidden :], (0, 1)) if extra else None
+    db_hn = jnp.sum(dhw[..., 2 * hidden :], (0, 1)) if hasattr(params, "b_hn") else None
     return dcarry0, dxs, dw_ih, dw_hh, db, db_hn

@@ -91,8 +91,11 @@ def _bf16(matmul_dtype: Any) -> bool:
 def _fast_lacks(layer: Layer, *, kernels: bool = False) -> str:
     spec = layer.spec
     if spec.fast is None or (kernels and spec.kernel is None):
-        has = [s.name for s in _registry.CELLS.values() if s.fast and s.kernel]
-        has = has if kernels else [s.name for s in _registry.CELLS.values() if s.fast]
+        has = [
+            s.name
+            for s in _registry.CELLS.values()
+            if s.fast and (s.kernel is not None or not kernels)
+        ]
         return f"cell={spec.name!r} (it has {', '.join(map(repr, has))})"
     activations = _fused.activations(spec)
     if spec.activation and layer.activation not in activations:

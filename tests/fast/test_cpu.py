@@ -479,6 +479,7 @@ def test_a_training_step_touches_no_fresh_pages():
 def test_the_kernels_cell_ids_are_the_registrys():
     """csrc/cells.h's `enum Cell`, read from the library, against the one
     description of each cell (`CellSpec.kernel`)."""
+    assert _cpu.status().available  # loads the library, which fills CELLS
     from_specs = {
         s.name: s.kernel for s in _registry.CELLS.values() if s.kernel is not None
     }
