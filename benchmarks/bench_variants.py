@@ -5,13 +5,17 @@ BPTT, clip + Adam) of `jaxrnn.apply_layer` for every cell in the registry and
 for the stochastic layer options, at the same sizes, in one run. Before
 timing, each cell's batched layer is checked against the reference `unroll`
 of one example (max_abs_err). Every row runs the reference path
-(impl="scan"), the fused path's speed is in `python -m benchmarks`.
+(impl="scan") unless --impls names others, each of which then times every
+variant it can run; the plain cells' speed across sizes is in
+`python -m benchmarks`.
 
-    python benchmarks/bench_variants.py [--smoke] [--save]
+    python benchmarks/bench_variants.py [--smoke] [--save] [--impls scan,fused,cpu]
+        [--only rnn,indrnn]
 
 Prints one JSON line per measurement and then a Markdown table with each
-variant's time as a multiple of its base cell's; --save appends the lines to
-benchmarks/results/<machine>/variants.jsonl. Run it alone on an idle machine.
+variant's time as a multiple of its base cell's under the same impl; --save
+appends the lines to benchmarks/results/<machine>/variants.jsonl. Run it
+alone on an idle machine.
 """
 
 from __future__ import annotations
@@ -48,11 +52,13 @@ VARIANTS = [
     ("gru", "gru", "gru", {}, {}),
     ("layer_norm_gru", "layer_norm_gru", "gru", {}, {}),
     ("mgu", "mgu", "gru", {}, {}),
+    ("cho_gru", "cho_gru", "gru", {}, {}),
     ("rnn", "rnn", "rnn", {}, {}),
+    ("indrnn", "indrnn", "rnn", {}, {}),
 ]
 
 
-def _reference_error(params, xs):
+def _reference_error(params, xs, impl):
     """Max |apply_layer - unroll of the reference step| on the first example."""
     from jaxrnn.cells import _registry as _cells
 
@@ -60,10 +66,13 @@ def _reference_error(params, xs):
     h = jnp.zeros(params.output_size)
     carry = jaxrnn.LSTMCarry(h, jnp.zeros(params.hidden_size)) if spec.lstm_carry else h
     _, one = jaxrnn.unroll(spec.step, params.cells[0][0], carry, xs[0])
-    return float(jnp.abs(jaxrnn.apply_layer(params, xs[:1])[0][0] - one).max())
+    ys = jaxrnn.apply_layer(params, xs[:1], impl=impl)[0][0]
+    return float(jnp.abs(ys - one).max())
 
 
-def measure(cell, init_kwargs, apply_kwargs, batch, seq_len, hidden, repeats):
+def measure(cell, init_kwargs, apply_kwargs, batch, seq_len, hidden, repeats, impl):
+    """(max_abs_err, {"forward": timing, "train_step": timing}), or None
+    where `impl` cannot run the variant here."""
     init_kwargs = dict(init_kwargs)
     if init_kwargs.get("proj_size") == "half":
         init_kwargs["proj_size"] = hidden // 2
@@ -78,11 +87,14 @@ def measure(cell, init_kwargs, apply_kwargs, batch, seq_len, hidden, repeats):
             jax.random.key(3), 0.05, (batch, seq_len)
         )
     stochastic = "recurrent_dropout" in apply_kwargs or "zoneout" in apply_kwargs
-    error = None if apply_kwargs else _reference_error(params, xs)
-    # The reference path for every row, so that each variant is compared
-    # with its base cell on the same machinery (the fused path covers the
-    # plain cells only; the harness, python -m benchmarks, times it).
-    apply = functools.partial(jaxrnn.apply_layer, impl="scan", **apply_kwargs)
+    options = {k: True for k in apply_kwargs if k in jaxrnn.layer.SEQUENTIAL_ONLY}
+    try:
+        jaxrnn.layer.choose(impl, cell, params.activation, **options)
+    except ValueError:
+        return None
+    error = None if apply_kwargs else _reference_error(params, xs, impl)
+    # Each variant is compared with its base cell on the same machinery.
+    apply = functools.partial(jaxrnn.apply_layer, impl=impl, **apply_kwargs)
 
     def loss_fn(params, xs, targets, key):
         ys, _ = apply(params, xs, key=key if stochastic else None)
@@ -108,19 +120,23 @@ def table(lines: list[dict]) -> str:
         f"{first['machine']}, jax {first['jax']}, {first['date']} "
         "(median of repeats, ms; ratio = variant / base cell, same size, same run)",
         "",
-        "| variant | B | T | D=H | fwd | train step | vs base (train) | compile |",
-        "|---|---|---|---|---|---|---|---|",
+        "| variant | impl | B | T | D=H | fwd | train step | vs base (train) "
+        "| compile |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    by = {(r["variant"], r["B"], r["T"], r["H"], r["measure"]): r for r in lines}
-    for (variant, b, t, h, measure), r in by.items():
+    by = {
+        (r["variant"], r["impl"], r["B"], r["T"], r["H"], r["measure"]): r
+        for r in lines
+    }
+    for (variant, impl, b, t, h, measure), r in by.items():
         if measure != "train_step":
             continue
-        base = by[(r["base"], b, t, h, "train_step")]
-        fwd = by[(variant, b, t, h, "forward")]
+        base = by.get((r["base"], impl, b, t, h, "train_step"))
+        ratio = f"{r['median_ms'] / base['median_ms']:.2f}x" if base else "-"
+        fwd = by[(variant, impl, b, t, h, "forward")]
         out.append(
-            f"| {variant} | {b} | {t} | {h} | {fwd['median_ms']:.1f} | "
-            f"{r['median_ms']:.1f} | {r['median_ms'] / base['median_ms']:.2f}x | "
-            f"{r['compile_s']:.2f}s |"
+            f"| {variant} | {impl} | {b} | {t} | {h} | {fwd['median_ms']:.1f} | "
+            f"{r['median_ms']:.1f} | {ratio} | {r['compile_s']:.2f}s |"
         )
     return "\n".join(out)
 
@@ -134,18 +150,45 @@ def main(argv=None):
         action="store_true",
         help="append to benchmarks/results/<machine>/variants.jsonl",
     )
+    parser.add_argument(
+        "--impls", default="scan", help="comma-separated impls to time (scan)"
+    )
+    parser.add_argument(
+        "--only", default="", help="comma-separated variants to time (all)"
+    )
     args = parser.parse_args(argv)
+    impls = args.impls.split(",")
+    only = set(args.only.split(",")) - {""}
+    known = {v[0] for v in VARIANTS}
+    if only - known:
+        parser.error(
+            f"--only: unknown variants {sorted(only - known)}; known: {sorted(known)}"
+        )
     env = _timing.environment()
     lines = []
     for batch, seq_len, hidden in SMOKE if args.smoke else PROBLEMS:
-        for variant, cell, base, init_kwargs, apply_kwargs in VARIANTS:
-            error, timings = measure(
-                cell, init_kwargs, apply_kwargs, batch, seq_len, hidden, args.repeats
+        for (variant, cell, base, init_kwargs, apply_kwargs), impl in (
+            (v, i) for v in VARIANTS for i in impls if not only or v[0] in only
+        ):
+            got = measure(
+                cell,
+                init_kwargs,
+                apply_kwargs,
+                batch,
+                seq_len,
+                hidden,
+                args.repeats,
+                impl,
             )
+            if got is None:
+                print(f"# {variant}: impl={impl!r} cannot run it here", flush=True)
+                continue
+            error, timings = got
             for kind, t in timings.items():
                 line = {
                     **env,
                     "variant": variant,
+                    "impl": impl,
                     "base": base,
                     "B": batch,
                     "T": seq_len,

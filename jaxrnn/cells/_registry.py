@@ -163,6 +163,7 @@ CELLS = {
             lstm_carry=False,
             activation="relu",
             fast="_indrnn",
+            kernel=3,
         ),
         _spec(
             "cho_gru",

@@ -26,7 +26,7 @@ import numpy as np
 
 from jaxrnn import _unroll
 from jaxrnn.cells import _registry
-from jaxrnn.fast import _cpu_build
+from jaxrnn.fast import _cpu_build, _fused
 from jaxrnn.fast._cpu_build import Status as Status
 from jaxrnn.fast._cpu_build import status as status
 from jaxrnn.fast._cpu_build import threads as threads
@@ -92,12 +92,14 @@ def forward_shapes(name, seq_len, batch, hidden, save):
     ]
 
 
-def backward_shapes(name, seq_len, batch, features, hidden, gates, need_x, need_w):
+def backward_shapes(name, seq_len, batch, features, hidden, w_shapes, need_x, need_w):
+    """w_shapes: the shapes of w_ih [G*H, D] and w_hh ([G*H, H], or [H])."""
     lstm = _registry.CELLS[name].lstm_carry
+    (gates, _), w_hh = w_shapes
     return [
         (seq_len, batch, features) if need_x else (0,),
         (gates, features) if need_w else (0,),
-        (gates, hidden) if need_w else (0,),
+        w_hh if need_w else (0,),
         (gates,) if need_w else (0,),
         (hidden,) if _extra(name) and need_w else (0,),
         (batch, hidden),
@@ -115,6 +117,13 @@ def _bf16(a):
     return a.astype(jnp.bfloat16).astype(jnp.float32)
 
 
+def _recurrent(policy, w_hh):
+    """w_hh as the kernels take it: rounded with the products' operands,
+    but for a diagonal one (the IndRNN's u [H]), whose product u * h is
+    elementwise and stays in full precision, as in its step."""
+    return (_bf16 if policy and w_hh.ndim == 2 else _f32)(w_hh)
+
+
 def forward(name, activation, params, carry, xs, mask, save, devices=1, policy=0):
     """The forward call over xs [T, B, D], time-major, on this process's
     kernel threads divided among `devices` devices that share the host;
@@ -130,7 +139,7 @@ def forward(name, activation, params, carry, xs, mask, save, devices=1, policy=0
     """
     _require()
     seq_len, batch, _ = xs.shape
-    gates, hidden = params.w_hh.shape
+    gates, hidden = params.w_ih.shape[0], carry[0].shape[-1]
     lstm = _registry.CELLS[name].lstm_carry
     f32 = jnp.float32
     b_hn = getattr(params, "b_hn", None)
@@ -138,7 +147,7 @@ def forward(name, activation, params, carry, xs, mask, save, devices=1, policy=0
     args = (
         rounded(xs),
         rounded(params.w_ih),
-        rounded(params.w_hh),
+        _recurrent(policy, params.w_hh),
         jnp.zeros((gates,), f32) if params.b is None else _f32(params.b),
         (jnp.zeros((hidden,), f32) if b_hn is None else _f32(b_hn))
         if hasattr(params, "b_hn")
@@ -162,39 +171,27 @@ def forward(name, activation, params, carry, xs, mask, save, devices=1, policy=0
 
 
 def backward(
-    name,
-    activation,
-    params,
-    xs,
-    saved,
-    after,
-    carry,
-    dys,
-    dcarry,
-    mask,
-    need_x,
-    need_w,
-    devices=1,
-    policy=0,
+    name, activation, args: _fused.Backward, need_x, need_w, devices=1, policy=0
 ):
     """The backward pass: (dx [T, B, D], dw_ih, dw_hh, db, db_hn, dh0, dc0),
     float32, from the forward pass's `saved` and `after` (hs, and the LSTM's
-    cs). db_hn is the GRU's (else empty), dc0 the LSTM's; dx is empty unless
+    cs) in `args`. db_hn is the GRU's (else empty), dc0 the LSTM's; dx is empty unless
     `need_x`, and the weight and bias gradients unless `need_w`, so that the
     kernels skip their work. Where the mask is off, the step's gradients are
     exactly zero and the carried gradient passes through. With `policy`,
     the products use the operands the forward call rounded (xs and the
     weights as bfloat16 values), in float32."""
     _require()
+    params, xs, mask, saved, after, carry, dcarry, dys = args
     seq_len, batch, features = xs.shape
-    gates, hidden = params.w_hh.shape
+    hidden = carry[0].shape[-1]
     lstm = _registry.CELLS[name].lstm_carry
     f32 = jnp.float32
     rounded = _bf16 if policy else _f32
     args = (
         rounded(xs),
         rounded(params.w_ih),
-        rounded(params.w_hh),
+        _recurrent(policy, params.w_hh),
         _f32(saved),
         _f32(after[0]),
         _f32(after[-1]) if lstm else _empty(),
@@ -206,7 +203,14 @@ def backward(
         jnp.ones((seq_len, batch), f32) if mask is None else _f32(mask),
     )
     shapes = backward_shapes(
-        name, seq_len, batch, features, hidden, gates, need_x, need_w
+        name,
+        seq_len,
+        batch,
+        features,
+        hidden,
+        (params.w_ih.shape, params.w_hh.shape),
+        need_x,
+        need_w,
     )
     count = max(1, threads() // devices)
     return call(_BACKWARD, shapes, args, name, activation, count)
@@ -226,41 +230,14 @@ def forward_pass(name, activation, params, carry, xs, mask, save, devices=1, pol
     return final, ys, saved, ((hs, cs) if lstm else (hs,))
 
 
-def backward_pass(
-    name,
-    activation,
-    params,
-    xs,
-    mask,
-    saved,
-    after,
-    carry,
-    dfinal,
-    dys,
-    need_x,
-    need_w,
-    devices=1,
-    policy=0,
-):
+def backward_pass(name, activation, args, need_x, need_w, devices=1, policy=0):
     """The fast path's backward pass as one kernel call: (dcarry0, dxs,
     dw_ih, dw_hh, db, db_hn), in float32, with zeros standing for dx or the
     weights' gradients where they are not wanted (the kernel skips them)."""
     dxs, dw_ih, dw_hh, db, db_hn, dh0, dc0 = backward(
-        name,
-        activation,
-        params,
-        xs,
-        saved,
-        after,
-        carry,
-        dys,
-        dfinal,
-        mask,
-        need_x,
-        need_w,
-        devices,
-        policy,
+        name, activation, args, need_x, need_w, devices, policy
     )
+    params, xs, carry = args.params, args.xs, args.carry
     dtype = carry[0].dtype
     lstm = _registry.CELLS[name].lstm_carry
     dcarry0 = tuple(a.astype(dtype) for a in ((dh0, dc0) if lstm else (dh0,)))
@@ -268,8 +245,8 @@ def backward_pass(
         dxs = jnp.zeros(xs.shape, xs.dtype)
     if not need_w:
         dw_ih, dw_hh = jnp.zeros_like(params.w_ih), jnp.zeros_like(params.w_hh)
-        db = jnp.zeros((params.w_hh.shape[0],), params.w_hh.dtype)
-        db_hn = jnp.zeros((params.w_hh.shape[1],), params.w_hh.dtype)
+        db = jnp.zeros((params.w_ih.shape[0],), params.w_ih.dtype)
+        db_hn = jnp.zeros((carry[0].shape[-1],), params.w_ih.dtype)
     return dcarry0, dxs.astype(xs.dtype), dw_ih, dw_hh, db, db_hn
 
 

@@ -27,7 +27,7 @@ compiled CPU kernels (`_cpu`) run the same two passes in C++.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -208,27 +208,29 @@ def forward_pass(name, activation, unroll, loop, params, carry, xs, mask, save):
     return _forward(cell, w_ih, w_hh, b, extra, carry, xs, mask, unroll, save, loop)
 
 
-def backward_pass(
-    name, activation, unroll, loop, params, xs, mask, saved, after, carry, dfinal, dys
-):
+class Backward(NamedTuple):
+    """What a backward pass reads (this module's, or the CPU kernels'): the
+    forward pass's inputs, what it saved (`forward_pass` with `save`), and
+    the cotangents of its outputs."""
+
+    params: Any
+    xs: jax.Array
+    mask: jax.Array | None
+    saved: Any
+    after: Any
+    carry: Any
+    dfinal: Any
+    dys: jax.Array
+
+
+def backward_pass(name, activation, unroll, loop, args: Backward):
     """The backward pass: (dcarry0, dxs, dw_ih, dw_hh, db, db_hn); db_hn is
     the GRU's (else None)."""
     cell = _cell(name, activation, loop)
+    params = args.params
     extra = getattr(params, "b_hn", None)
     dcarry0, dxs, dw_ih, dw_hh, db, dhw = _backward(
-        cell,
-        params.w_ih,
-        params.w_hh,
-        extra,
-        xs,
-        mask,
-        saved,
-        after,
-        carry,
-        dfinal,
-        dys,
-        unroll,
-        loop,
+        cell, params.w_ih, params.w_hh, extra, *args[1:], unroll, loop
     )
     hidden = params.w_hh.shape[-1]
     db_hn = jnp.sum(dhw[..., 2 * hidden :], (0, 1)) if hasattr(params, "b_hn") else None

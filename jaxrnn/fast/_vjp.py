@@ -58,38 +58,12 @@ def _forward_leaves(name, activation, unroll, loop, save, tree, devices, *leaves
 
 
 def _backward_tree(name, activation, unroll, loop, needs, devices, args):
-    params, xs, mask, saved, after, carry, dfinal, dys = args
     if loop in CPU_LOOPS:
         out = _cpu.backward_pass(
-            name,
-            activation,
-            params,
-            xs,
-            mask,
-            saved,
-            after,
-            carry,
-            dfinal,
-            dys,
-            *needs,
-            devices,
-            CPU_LOOPS[loop],
+            name, activation, args, *needs, devices, CPU_LOOPS[loop]
         )
     else:
-        out = _fused.backward_pass(
-            name,
-            activation,
-            unroll,
-            loop,
-            params,
-            xs,
-            mask,
-            saved,
-            after,
-            carry,
-            dfinal,
-            dys,
-        )
+        out = _fused.backward_pass(name, activation, unroll, loop, args)
     dcarry0, *rest = out
     return tuple(dcarry0), tuple(jnp.zeros(_EMPTY) if g is None else g for g in rest)
 
@@ -137,18 +111,12 @@ def _run_forward(name, activation, unroll, loop, params, carry, xs, mask, save):
     )
 
 
+# The batch axis of each field of a `_fused.Backward`.
+_BACKWARD_AXES = _fused.Backward(None, 1, 1, 1, 1, 0, 0, 1)
+
+
 def _run_backward(name, activation, unroll, loop, needs, args):
-    params, xs, mask, saved, after, carry, dfinal, dys = args
-    ins = _dims(
-        (params, None),
-        (xs, 1),
-        (mask, 1),
-        (saved, 1),
-        (after, 1),
-        (carry, 0),
-        (dfinal, 0),
-        (dys, 1),
-    )
+    ins = _dims(*zip(args, _BACKWARD_AXES))
     static = (name, activation, unroll, loop, needs)
     dcarry0, rest = _through_shard(
         _backward_leaves, _backward_tree, static, args, ins, None, loop not in CPU_LOOPS
@@ -203,7 +171,7 @@ def _sequence_bwd(name, activation, unroll, loop, residuals, cotangents):
     final_like = tuple(jax.ShapeDtypeStruct(c.shape, xs.dtype) for c in carry)
     ys_like = jax.ShapeDtypeStruct((*xs.shape[:2], params.w_hh.shape[-1]), xs.dtype)
     dfinal, dys = _instantiate(cotangents, (final_like, ys_like))
-    args = (params, xs, mask, saved, after, carry, dfinal, dys)
+    args = _fused.Backward(params, xs, mask, saved, after, carry, dfinal, dys)
     dcarry0, dxs, dw_ih, dw_hh, db, db_hn = _run_backward(
         name, activation, unroll, loop, needs, args
     )

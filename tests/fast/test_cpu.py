@@ -201,10 +201,22 @@ def test_two_threads_call_a_compiled_step_at_once():
         _assert_close(r, expected, 0.0)
 
 
-def test_the_thread_count_does_not_change_the_answer(monkeypatch):
+# The IndRNN's threads meet twice a chunk instead of at every step; its
+# sizes are those at which the kernels give it three threads (its work is
+# the input projection's), and its chunks are two steps long, so that the
+# threads cross several chunks.
+@pytest.mark.parametrize(
+    "cell, sizes, chunk",
+    [
+        ("lstm", dict(batch=32, hidden=70), "0"),
+        ("indrnn", dict(batch=64, hidden=128, inputs=48), "2"),
+    ],
+)
+def test_the_thread_count_does_not_change_the_answer(monkeypatch, cell, sizes, chunk):
     """Each output unit is one thread's dot product, summed in one order,
     whatever the split: one thread and three give the same bits."""
-    params, xs, state = _setup("lstm", "tanh", batch=32, seq_len=9, hidden=70)
+    params, xs, state = _setup(cell, "tanh", seq_len=9, **sizes)
+    monkeypatch.setenv("JAXRNN_CPU_CHUNK", chunk)
     answers = []
     for count in ("1", "3"):
         monkeypatch.setenv("JAXRNN_THREADS", count)

@@ -15,6 +15,11 @@
 //   dx = dz @ w_ih.
 // Where the mask is off, a step's gradients are exactly zero and the
 // carried gradient passes through.
+//
+// A diagonal cell (the IndRNN) has no recurrent matmul: dh_{t-1} = dz_t * u
+// and du += dz_t * h_{t-1}, elementwise on the thread's own units, so its
+// threads meet only twice a chunk (before it, and before dx, which reads
+// every unit's dz).
 #pragma once
 #include <algorithm>
 #include <cstring>
@@ -31,9 +36,10 @@ namespace jaxrnn {
 template <Cell C>
 struct Backward {
   static constexpr int G = num_gates(C);
-  static constexpr int NV = 2;                        // vectors per panel: dh, dx
-  static constexpr int NW = C == Cell::RNN ? 2 : G;   // vectors per panel: dw
-  static constexpr int CPW = C == Cell::RNN ? 2 : 1;  // unit chunks per dw panel
+  static constexpr bool DIAG = diagonal(C);
+  static constexpr int NV = 2;                     // vectors per panel: dh, dx
+  static constexpr int NW = single(C) ? 2 : G;     // vectors per panel: dw
+  static constexpr int CPW = single(C) ? 2 : 1;    // unit chunks per dw panel
 
   // As Forward's, and: saved [T, B, 4H] and cs [T, B, H] from the forward
   // pass, hs [T, B, H] its outputs, dys [T, B, H] their cotangents, dh_t
@@ -41,7 +47,7 @@ struct Backward {
   int64_t T, B, D, H;
   Act act;
   const float *x, *w_ih, *w_hh, *saved, *hs, *cs, *h0, *c0, *dys, *dh_t, *dc_t, *mask;
-  // dx [T, B, D], dw_ih [G*H, D], dw_hh [G*H, H], db [G*H], db_hn [H] (GRU),
+  // dx [T, B, D], dw_ih [G*H, D], dw_hh [G*H, H] (DIAG: [H]), db [G*H], db_hn [H] (GRU),
   // dh0 and dc0 [B, H].
   float *dx, *dw_ih, *dw_hh, *db, *db_hn, *dh0, *dc0;
   // Whether dx, and the weight and bias gradients, are wanted (a layer
@@ -62,33 +68,23 @@ struct Backward {
     return dzc[(t / tc) % 2] + ((t % tc) * B + b) * W;
   }
 
-  // Panel p of w_hh for dh = dz @ w_hh: K = G * Hp rows (gate g, unit j) by
-  // NV vectors of output units.
-  void pack_hh(int64_t p) const {
+  // Panel p of w [G*H, cols] for dz @ w (w_hh for dh, w_ih for dx): K =
+  // G * Hp rows (gate g, unit j) by NV vectors of columns.
+  void pack(float* dst, const float* w, int64_t cols, int64_t p) const {
     const int64_t K = G * Hp;
-    float* out = pk_hh + p * K * NV * VW;
+    float* out = dst + p * K * NV * VW;
     for (int64_t g = 0; g < G; ++g)
       for (int64_t j = 0; j < Hp; ++j)
         for (int v = 0; v < NV; ++v)
           for (int l = 0; l < VW; ++l) {
             const int64_t k = (p * NV + v) * VW + l;
             out[((g * Hp + j) * NV + v) * VW + l] =
-                j < H && k < H ? w_hh[(g * H + j) * H + k] : 0.0f;
+                j < H && k < cols ? w[(g * H + j) * cols + k] : 0.0f;
           }
   }
-  // Panel p of w_ih for dx = dz @ w_ih: K = G * Hp rows by NV vectors of
-  // input features.
-  void pack_ih(int64_t p) const {
-    const int64_t K = G * Hp;
-    float* out = pk_ih + p * K * NV * VW;
-    for (int64_t g = 0; g < G; ++g)
-      for (int64_t j = 0; j < Hp; ++j)
-        for (int v = 0; v < NV; ++v)
-          for (int l = 0; l < VW; ++l) {
-            const int64_t d = (p * NV + v) * VW + l;
-            out[((g * Hp + j) * NV + v) * VW + l] =
-                j < H && d < D ? w_ih[(g * H + j) * D + d] : 0.0f;
-          }
+  // DIAG: panel p of u, NV vectors.
+  void pack_diagonal(int64_t p) const {
+    for (int64_t k = p * NV * VW; k < (p + 1) * NV * VW; ++k) pk_hh[k] = k < H ? w_hh[k] : 0.0f;
   }
 
   int run(Workspace& ws, int requested, int& threads, int64_t& waited, double& expected) {
@@ -96,18 +92,18 @@ struct Backward {
     Hp = chunks * VW;
     panels = ceil_div(chunks, NV);
     dpanels = ceil_div(ceil_div(D, VW), NV);
-    W = C == Cell::RNN ? panels * NV * VW : (C == Cell::GRU ? 4 : G) * Hp;
+    W = single(C) ? panels * NV * VW : (C == Cell::GRU ? 4 : G) * Hp;
     for (int g = 0; g < 4; ++g) {
-      off_hh[g] = C == Cell::RNN ? g * VW : g * Hp;
+      off_hh[g] = single(C) ? g * VW : g * Hp;
       off_ih[g] = C == Cell::GRU && g == 2 ? 3 * Hp : off_hh[g];
     }
-    threads = threads_for(requested, panels, 2 * B * H * G * H);
+    threads = threads_for(requested, panels, 2 * B * H * G * (DIAG ? D + 1 : H));
     expected = uneven(panels, threads);
     tc = force_tc > 0 ? std::min(force_tc, std::max<int64_t>(T, 1))
                       : tiling().chunk_steps(B * W * 4, B, T);
     const int64_t wpanels = ceil_div(chunks, CPW), own = ceil_div(panels, threads);
     ws.threads(threads);
-    pk_hh = ws.get(0, panels * G * Hp * NV * VW);
+    pk_hh = ws.get(0, panels * (DIAG ? 1 : G * Hp) * NV * VW);
     pk_ih = ws.get(1, need_dx ? std::max<int64_t>(dpanels, 1) * G * Hp * NV * VW : 1);
     dzc[0] = ws.get(2, tc * B * W);
     dzc[1] = ws.get(3, tc * B * W);
@@ -115,14 +111,14 @@ struct Backward {
     dc = ws.get(5, B * Hp);
     dhz = ws.get(6, B * Hp);
     acc_ih = ws.get(7, need_dw ? wpanels * std::max<int64_t>(D, 1) * NW * VW : 1);
-    acc_hh = ws.get(8, need_dw ? wpanels * H * NW * VW : 1);
+    acc_hh = ws.get(8, need_dw && !DIAG ? wpanels * H * NW * VW : 1);
     dbacc = ws.get(9, (G + 1) * Hp);
     const int64_t parts = std::max(part_size<NV>(0, own), part_size<NV>(0, dpanels));
     for (int t = 0; t < threads; ++t) ws.mine(0, t, parts);
     if (ws.failed) return 2;
     for (float* p : {dh, dc, dhz}) std::memset(p, 0, sizeof(float) * B * Hp);
     std::memset(dbacc, 0, sizeof(float) * (G + 1) * Hp);
-    if (C == Cell::RNN)  // the column past the last chunk, read by the dw panels
+    if (single(C))  // the column past the last chunk, read by the dw panels
       for (float* p : dzc) std::memset(p, 0, sizeof(float) * tc * B * W);
     for (int64_t b = 0; b < B; ++b) {
       std::memcpy(&dh[b * Hp], dh_t + b * H, sizeof(float) * H);
@@ -138,10 +134,10 @@ struct Backward {
       const int64_t c0_ = std::min(p0 * NV, chunks), c1_ = std::min(p1 * NV, chunks);
       const int64_t w0 = c0_ / CPW, w1 = ceil_div(c1_, CPW);
       float* part = ws.thread[0][tid].data;
-      for (int64_t p = p0; p < p1; ++p) pack_hh(p);
+      for (int64_t p = p0; p < p1; ++p) DIAG ? pack_diagonal(p) : pack(pk_hh, w_hh, H, p);
       if (need_dx)
         for (int64_t p = dpanels * tid / threads; p < dpanels * (tid + 1) / threads; ++p)
-          pack_ih(p);
+          pack(pk_ih, w_ih, D, p);
       const Panels<NV> w_rec = packed<NV>(pk_hh, G * Hp), w_dx = packed<NV>(pk_ih, G * Hp);
       if (T > 0)
         for (int64_t b = 0; b < B; ++b)
@@ -151,7 +147,16 @@ struct Backward {
       PHASE(3);
       for (int64_t j = blocks - 1; j >= 0; --j) {
         const int64_t t0 = j * tc, t1 = std::min(T, t0 + tc);
-        for (int64_t t = t1 - 1; t >= t0; --t) {
+        if (DIAG) barrier.wait(wait);  // all are done with the buffer t0 - 1 fills
+        for (int64_t t = t1 - 1; DIAG && t >= t0; --t)
+          for (int64_t c = c0_; c < c1_; ++c)
+            for (int64_t b = 0; b < B; ++b) {
+              if (live(mask, t, B, b))
+                store(&dh[b * Hp + c * VW], load(dz_row(t, b) + c * VW) * load(pk_hh + c * VW));
+              if (t > 0) gates(t - 1, b, c);
+            }
+        if (DIAG) barrier.wait(wait);  // every dz of the chunk is written
+        for (int64_t t = t1 - 1; !DIAG && t >= t0; --t) {
           barrier.wait(wait);
           PHASE(2);
           const Seg rec{dz_row(t, 0), 0, G * Hp};
@@ -219,10 +224,16 @@ struct Backward {
       prev[0] = {hs + (t0 - 1) * B * H, 0, rows};
       n = 1;
     }
-    gemm_sum<NW>(H, H, prev, n, p_hh, w0, w1, kw, acc_hh, first);
+    if (!DIAG) gemm_sum<NW>(H, H, prev, n, p_hh, w0, w1, kw, acc_hh, first);
     for (int64_t c = c0_; c < c1_; ++c)
       for (int64_t row = 0; row < rows; ++row) {
         const float* z = dz + row * W + c * VW;
+        if (DIAG) {  // du += dz * h_{t-1}
+          const int64_t t = t0 + row / B, b = row % B, u = c * VW;
+          const float* hp = t > 0 ? hs + ((t - 1) * B + b) * H : h0 + b * H;
+          float* s = dbacc + Hp + u;
+          store(s, load(s) + load(z) * load_n(hp + u, int(std::min<int64_t>(VW, H - u))));
+        }
         for (int g = 0; g < G; ++g) {
           float* s = dbacc + g * Hp + c * VW;
           store(s, load(s) + load(z + off_ih[g]));
@@ -243,7 +254,7 @@ struct Backward {
           const int64_t j = chunk * VW + l;
           if (j >= H) break;
           for (auto [acc, R, dw] : {std::make_tuple(acc_ih, D, dw_ih),
-                                    std::make_tuple(acc_hh, H, dw_hh)}) {
+                                    std::make_tuple(acc_hh, DIAG ? 0 : H, dw_hh)}) {
             float* out = dw + (g * H + j) * R;
             for (int64_t r = 0; r < R; ++r)
               out[r] = T > 0 ? acc[(p * R + r) * NW * VW + v * VW + l] : 0.0f;
@@ -253,6 +264,7 @@ struct Backward {
     for (int64_t j = c0_ * VW; j < std::min(c1_ * VW, H); ++j) {
       for (int g = 0; g < G; ++g) db[g * H + j] = dbacc[g * Hp + j];
       if (C == Cell::GRU) db_hn[j] = dbacc[3 * Hp + j];
+      if (DIAG) dw_hh[j] = dbacc[Hp + j];
     }
   }
 
@@ -265,7 +277,7 @@ struct Backward {
     if (b >= B || chunk >= chunks) return;
     const int64_t u = chunk * VW, tb = t * B + b, row = tb * H + u;
     __builtin_prefetch(dys + row, 0, 2);
-    if (C == Cell::RNN) {
+    if (single(C)) {
       __builtin_prefetch(hs + row, 0, 2);
       return;
     }
@@ -292,7 +304,7 @@ struct Backward {
     const int64_t row = (t * B + b) * H + u;
     const vf d = load(&dh[b * Hp + u]) + load_n(dys + row, n);
     vf s[4] = {};
-    if (C != Cell::RNN)
+    if (!single(C))
       for (int g = 0; g < 4; ++g) s[g] = load_n(saved + (t * B + b) * 4 * H + u + g * H, n);
     vf ct = {}, cprev = {}, hprev = {}, h = {};
     if (C == Cell::LSTM) {
@@ -300,7 +312,7 @@ struct Backward {
       cprev = t > 0 ? load_n(cs + row - B * H, n) : load_n(c0 + b * H + u, n);
     }
     if (C == Cell::GRU) hprev = t > 0 ? load_n(hs + row - B * H, n) : load_n(h0 + b * H + u, n);
-    if (C == Cell::RNN) h = load_n(hs + row, n);
+    if (single(C)) h = load_n(hs + row, n);
     const vf dcin = C == Cell::LSTM ? load(&dc[b * Hp + u]) : vf{};
     Grad gr = step_backward<C>(act, d, dcin, s, ct, cprev, hprev, h);
     for (int g = 0; g < G; ++g) store(z + off_hh[g], gr.dz[g]);

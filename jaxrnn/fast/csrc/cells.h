@@ -1,8 +1,8 @@
 // The cells' arithmetic for one row and one chunk of VW units: the step
 // fused into the epilogue of the recurrent matmul, and the gradients at the
 // gate pre-activations fused into the backward one. The equations are
-// those of jaxrnn/fast/_elman.py, _lstm.py and _gru.py, whose docstrings
-// derive the gradients.
+// those of jaxrnn/fast/_elman.py, _lstm.py, _gru.py and _indrnn.py, whose
+// docstrings derive the gradients.
 #pragma once
 #include <cstdint>
 
@@ -12,10 +12,15 @@ namespace jaxrnn {
 
 // The ids are read by _cpu_build.py from jaxrnn_cells() and
 // jaxrnn_activations() (recurrence.cc), not mirrored by hand.
-enum class Cell : int64_t { RNN = 0, LSTM = 1, GRU = 2 };
+enum class Cell : int64_t { RNN = 0, LSTM = 1, GRU = 2, INDRNN = 3 };
 enum class Act : int64_t { TANH = 0, SIGMOID = 1, RELU = 2 };
 
 constexpr int num_gates(Cell c) { return c == Cell::LSTM ? 4 : (c == Cell::GRU ? 3 : 1); }
+// One gate, h = g1(z): the Elman RNN and the IndRNN.
+constexpr bool single(Cell c) { return num_gates(c) == 1; }
+// The recurrent weight is a vector u [H] and the recurrent product u * h
+// is elementwise (the IndRNN): no matmul, and no unit reads another's h.
+constexpr bool diagonal(Cell c) { return c == Cell::INDRNN; }
 
 INLINE vf activate(Act act, vf z) {
   if (act == Act::TANH) return vtanh(z);
@@ -44,12 +49,12 @@ struct Step {
   vf h, c, saved[4];
 };
 
-// acc[g]: the recurrent product of gate g; xw[g * VW]: the input projection
+// acc[g]: the recurrent product of gate g (the IndRNN's u * h); xw[g * VW]: the input projection
 // with its bias; hp, cp: the carry before the step.
 template <Cell C>
 INLINE Step step_forward(Act act, const vf* acc, const float* xw, vf b_hn, vf hp, vf cp) {
   Step s{};
-  if constexpr (C == Cell::RNN) {
+  if constexpr (single(C)) {
     s.h = activate(act, acc[0] + load(xw));
   } else if constexpr (C == Cell::LSTM) {
     vf i = vsigmoid(acc[0] + load(xw)), f = vsigmoid(acc[1] + load(xw + VW));
@@ -78,12 +83,12 @@ struct Grad {
 
 // d: dL/dh_t (carried plus this step's output's); dc: dL/dc_t carried; s:
 // the saved gates; ct, cprev: the LSTM's c_t and c_{t-1}; hprev: h_{t-1}
-// (GRU); h: h_t (RNN).
+// (GRU); h: h_t (RNN, IndRNN).
 template <Cell C>
 INLINE Grad step_backward(Act act, vf d, vf dc, const vf* s, vf ct, vf cprev, vf hprev,
                           vf h) {
   Grad g{};
-  if constexpr (C == Cell::RNN) {
+  if constexpr (single(C)) {
     g.dz[0] = d * activate_grad(act, h);
   } else if constexpr (C == Cell::LSTM) {
     vf i = s[0], f = s[1], gg = s[2], o = s[3];

@@ -11,7 +11,9 @@
 //   matmul's epilogue,
 // meeting the other threads at one barrier per step (h_{t-1} is shared and
 // double-buffered, so one barrier is enough). The projection needs no
-// barrier: a thread reads only x and writes only its own buffer.
+// barrier: a thread reads only x and writes only its own buffer. Nor does
+// a diagonal cell's recurrence (the IndRNN's z_t = xw_t + u * h_{t-1}),
+// whose units each read only their own h: its threads never meet.
 #pragma once
 #include <algorithm>
 #include <cstring>
@@ -55,10 +57,11 @@ template <Cell C, Mm M = Mm::F32>
 struct Forward {
   static constexpr bool BF = M == Mm::BF16, RD = M == Mm::ROUND;
   static constexpr int G = num_gates(C);
-  static constexpr int PER = C == Cell::RNN ? 2 : 1;  // unit chunks per panel
+  static constexpr bool DIAG = diagonal(C);
+  static constexpr int PER = single(C) ? 2 : 1;       // unit chunks per panel
   static constexpr int NV = G * PER;                  // vectors per panel
 
-  // x [T, B, D] time-major, w_ih [G*H, D], w_hh [G*H, H], bias [G*H],
+  // x [T, B, D] time-major, w_ih [G*H, D], w_hh [G*H, H] (DIAG: [H]), bias [G*H],
   // b_hn [H] (GRU), h0 and c0 [B, H], mask [T, B] (0: the step is held).
   int64_t T, B, D, H;
   Act act;
@@ -105,13 +108,14 @@ struct Forward {
       }
     }
   }
-  // Panel p of the bias, [NV * VW].
-  void pack_bias(int64_t p) const {
+  // Panel p of a vector over the gates' units (the bias, or DIAG's u),
+  // [NV * VW].
+  void pack_vector(float* dst, const float* src, int64_t p) const {
     for (int v = 0; v < NV; ++v) {
       const int64_t chunk = p * PER + v / G, g = v % G;
       for (int l = 0; l < VW; ++l) {
         const int64_t j = chunk * VW + l;
-        pk_b[p * NV * VW + v * VW + l] = j < H ? bias[g * H + j] : 0.0f;
+        dst[p * NV * VW + v * VW + l] = j < H ? src[g * H + j] : 0.0f;
       }
     }
   }
@@ -122,7 +126,8 @@ struct Forward {
     chunks = ceil_div(H, VW);
     Hp = chunks * VW;
     panels = ceil_div(chunks, PER);
-    threads = threads_for(requested, panels, 2 * B * H * G * H);
+    // DIAG: no barrier, so the threads pay wherever the projection does.
+    threads = threads_for(requested, panels, 2 * B * H * G * (DIAG ? D + 1 : H));
     expected = uneven(panels, threads);
     const int64_t own = ceil_div(panels, threads);
     tc = force_tc > 0 ? std::min(force_tc, std::max<int64_t>(T, 1))
@@ -132,7 +137,7 @@ struct Forward {
     // Floats for a panel of K rows: K * NV * VW, or as pairs ceil(K / 2) *
     // NV * VW (two bfloat16 a float).
     const int64_t kh = BF ? ceil_div(H, 2) : H, kd = BF ? ceil_div(D, 2) : D;
-    pk_hh = ws.get(0, panels * kh * NV * VW);
+    pk_hh = ws.get(0, panels * (DIAG ? 1 : kh) * NV * VW);
     pk_ih = ws.get(1, panels * std::max<int64_t>(kd, 1) * NV * VW);
     if (BF) hbf = reinterpret_cast<uint16_t*>(ws.get(5, B * Hp));
     if (RD) hr = ws.get(6, 2 * B * Hp);
@@ -163,14 +168,15 @@ struct Forward {
       float* part = ws.thread[1][tid].data;
       uint16_t* xbf = BF ? reinterpret_cast<uint16_t*>(ws.thread[2][tid].data) : nullptr;
       for (int64_t p = p0; p < p1; ++p) {
+        if (DIAG) pack_vector(pk_hh, w_hh, p);
         if (BF) {
-          pack_pairs(pk_hh, w_hh, H, p);
+          if (!DIAG) pack_pairs(pk_hh, w_hh, H, p);
           pack_pairs(pk_ih, w_ih, D, p);
         } else {
-          pack(pk_hh, w_hh, H, p);
+          if (!DIAG) pack(pk_hh, w_hh, H, p);
           pack(pk_ih, w_ih, D, p);
         }
-        pack_bias(p);
+        pack_vector(pk_b, bias, p);
       }
       const Panels<NV> w_in = packed<NV>(pk_ih, D), w_rec = packed<NV>(pk_hh, H);
       int64_t wait = 0;
@@ -208,7 +214,17 @@ struct Forward {
                 step(t, b, chunk, acc + u * G, xw + u * G * VW, h_prev, h_next, hb_next);
             }
           };
-          if constexpr (BF) {
+          if constexpr (DIAG) {
+            // u * h_{t-1}, elementwise, in float32 under every policy.
+            for (int64_t p = p0; p < p1; ++p)
+              for (int64_t b = 0; b < B; ++b) {
+                vf acc[NV];
+                for (int v = 0; v < NV; ++v)
+                  acc[v] = load(pk_hh + (p * NV + v) * VW) *
+                           load(h_prev + b * Hp + std::min(p * PER + v, chunks - 1) * VW);
+                epilogue(p, b, acc);
+              }
+          } else if constexpr (BF) {
             gemm_bf16<NV>(B, hbf + (t % 2) * B * Hp, Hp,
                           reinterpret_cast<const uint16_t*>(pk_hh), kh, p0, p1, epilogue);
           } else {
@@ -216,7 +232,7 @@ struct Forward {
             gemm<NV, false>(0, B, Hp, &rec, 1, w_rec, p0, p1, kc, part, Zero{}, epilogue);
           }
           PHASE(1);
-          barrier.wait(wait);
+          if (!DIAG) barrier.wait(wait);
           PHASE(2);
         }
       }
@@ -242,7 +258,7 @@ struct Forward {
     if (b >= B || chunk >= chunks) return;
     const int64_t u = chunk * VW, tb = t * B + b;
     __builtin_prefetch(hs + tb * H + u, 1, 2);
-    if (save && C != Cell::RNN) {
+    if (save && !single(C)) {
       for (int g = 0; g < 4; ++g) __builtin_prefetch(saved + tb * 4 * H + u + g * H, 1, 2);
       if (C == Cell::LSTM) __builtin_prefetch(cs + tb * H + u, 1, 2);
     }
@@ -264,15 +280,15 @@ struct Forward {
     // Padded units stay zero, since h_next feeds the next step's products.
     const vf h = keep_n(held(on, s.h, hp), n);
     store(h_next + b * Hp + u, h);
-    if constexpr (BF) store_bf16(static_cast<uint16_t*>(hb_next) + b * Hp + u, h);
-    if constexpr (RD) store(static_cast<float*>(hb_next) + b * Hp + u, round_bf16(h));
+    if constexpr (BF && !DIAG) store_bf16(static_cast<uint16_t*>(hb_next) + b * Hp + u, h);
+    if constexpr (RD && !DIAG) store(static_cast<float*>(hb_next) + b * Hp + u, round_bf16(h));
     store_n(hs + row, h, n);
     if (C == Cell::LSTM) {
       const vf c = held(on, s.c, cp);
       store(&cbuf[b * Hp + u], c);
       if (save) store_n(cs + row, c, n);
     }
-    if (save && C != Cell::RNN) {
+    if (save && !single(C)) {
       float* out = saved + (t * B + b) * 4 * H + u;
       for (int g = 0; g < 4; ++g) store_n(out + g * H, s.saved[g], n);
     }

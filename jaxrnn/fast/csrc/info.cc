@@ -25,9 +25,10 @@ const char* jaxrnn_isa() { return ISA; }
 int jaxrnn_bf16() { return HAS_BF16 ? 1 : 0; }
 int jaxrnn_vector_width() { return VW; }
 // "name=id" pairs, in the enums' order.
-const char* jaxrnn_cells() { return "rnn=0 lstm=1 gru=2"; }
+const char* jaxrnn_cells() { return "rnn=0 lstm=1 gru=2 indrnn=3"; }
 const char* jaxrnn_activations() { return "tanh=0 sigmoid=1 relu=2"; }
-static_assert(int64_t(Cell::RNN) == 0 && int64_t(Cell::LSTM) == 1 && int64_t(Cell::GRU) == 2,
+static_assert(int64_t(Cell::RNN) == 0 && int64_t(Cell::LSTM) == 1 && int64_t(Cell::GRU) == 2 &&
+                  int64_t(Cell::INDRNN) == 3,
               "jaxrnn_cells() lists the enum");
 static_assert(int64_t(Act::TANH) == 0 && int64_t(Act::SIGMOID) == 1 && int64_t(Act::RELU) == 2,
               "jaxrnn_activations() lists the enum");

@@ -2,7 +2,7 @@
 // (jaxrnn/fast/_cpu_build.py builds and loads this file, _cpu.py calls it).
 //
 // Two calls run one direction of one layer over all T steps, for the Elman
-// RNN (tanh, sigmoid, relu), the LSTM and the GRU:
+// RNN and the IndRNN (tanh, sigmoid, relu), the LSTM and the GRU:
 // - jaxrnn_forward: the input projection and the recurrence (forward.h);
 // - jaxrnn_backward: the reverse recurrence, the weight and bias gradients
 //   and the input gradient (backward.h).
@@ -40,6 +40,12 @@ ffi::Error expect(Dims dims, std::vector<int64_t> shape, const char* name) {
   for (auto d : dims) got += std::to_string(d) + ",";
   return ffi::Error::InvalidArgument(std::string("jaxrnn cpu kernel: ") + name +
                                      " must have shape [" + want + "], got [" + got + "]");
+}
+
+// w_hh's: [G*H, H], or a diagonal cell's [H].
+std::vector<int64_t> recurrent_shape(Cell c, int64_t H) {
+  if (diagonal(c)) return {H};
+  return {num_gates(c) * H, H};
 }
 
 #define CHECK(expr)              \
@@ -83,7 +89,7 @@ ffi::Error forward_cell(F32 x, F32 w_ih, F32 w_hh, F32 b, F32 b_hn, F32 h0, F32 
   const int64_t T = d[0], B = d[1], D = d[2], G = num_gates(C), H = h0.dimensions().back();
   CHECK(expect(h0.dimensions(), {B, H}, "h0"));
   CHECK(expect(w_ih.dimensions(), {G * H, D}, "w_ih"));
-  CHECK(expect(w_hh.dimensions(), {G * H, H}, "w_hh"));
+  CHECK(expect(w_hh.dimensions(), recurrent_shape(C, H), "w_hh"));
   CHECK(expect(b.dimensions(), {G * H}, "b"));
   CHECK(expect(mask.dimensions(), {T, B}, "mask"));
   if (C == Cell::LSTM) CHECK(expect(c0.dimensions(), {B, H}, "c0"));
@@ -107,6 +113,7 @@ ffi::Error forward_mm(F32 x, F32 w_ih, F32 w_hh, F32 b, F32 b_hn, F32 h0, F32 c0
   x, w_ih, w_hh, b, b_hn, h0, c0, mask, hs, cs, saved, h_t, c_t, act, threads, save, chunk, k_slice
   if (cell == Cell::LSTM) return forward_cell<Cell::LSTM, M>(ARGS);
   if (cell == Cell::GRU) return forward_cell<Cell::GRU, M>(ARGS);
+  if (cell == Cell::INDRNN) return forward_cell<Cell::INDRNN, M>(ARGS);
   return forward_cell<Cell::RNN, M>(ARGS);
 #undef ARGS
 }
@@ -139,12 +146,12 @@ ffi::Error backward_cell(F32 x, F32 w_ih, F32 w_hh, F32 saved, F32 hs, F32 cs, F
   const int64_t T = d[0], B = d[1], D = d[2], G = num_gates(C), H = h0.dimensions().back();
   CHECK(expect(h0.dimensions(), {B, H}, "h0"));
   CHECK(expect(w_ih.dimensions(), {G * H, D}, "w_ih"));
-  CHECK(expect(w_hh.dimensions(), {G * H, H}, "w_hh"));
+  CHECK(expect(w_hh.dimensions(), recurrent_shape(C, H), "w_hh"));
   CHECK(expect(hs.dimensions(), {T, B, H}, "hs"));
   CHECK(expect(dys.dimensions(), {T, B, H}, "dys"));
   CHECK(expect(dh_t.dimensions(), {B, H}, "dh_t"));
   CHECK(expect(mask.dimensions(), {T, B}, "mask"));
-  if (C != Cell::RNN) CHECK(expect(saved.dimensions(), {T, B, 4 * H}, "saved"));
+  if (!single(C)) CHECK(expect(saved.dimensions(), {T, B, 4 * H}, "saved"));
   if (C == Cell::LSTM) {
     CHECK(expect(cs.dimensions(), {T, B, H}, "cs"));
     CHECK(expect(c0.dimensions(), {B, H}, "c0"));
@@ -155,7 +162,7 @@ ffi::Error backward_cell(F32 x, F32 w_ih, F32 w_hh, F32 saved, F32 hs, F32 cs, F
   if (need_dx) CHECK(expect(dx->dimensions(), {T, B, D}, "dx"));
   if (need_dw) {
     CHECK(expect(dw_ih->dimensions(), {G * H, D}, "dw_ih"));
-    CHECK(expect(dw_hh->dimensions(), {G * H, H}, "dw_hh"));
+    CHECK(expect(dw_hh->dimensions(), recurrent_shape(C, H), "dw_hh"));
     CHECK(expect(db->dimensions(), {G * H}, "db"));
     if (C == Cell::GRU) CHECK(expect(db_hn->dimensions(), {H}, "db_hn"));
   }
@@ -181,6 +188,7 @@ ffi::Error backward(F32 x, F32 w_ih, F32 w_hh, F32 saved, F32 hs, F32 cs, F32 h0
       db_hn, dh0, dc0, act, threads, chunk, k_slice
   if (cell == Cell::LSTM) return backward_cell<Cell::LSTM>(ARGS);
   if (cell == Cell::GRU) return backward_cell<Cell::GRU>(ARGS);
+  if (cell == Cell::INDRNN) return backward_cell<Cell::INDRNN>(ARGS);
   return backward_cell<Cell::RNN>(ARGS);
 #undef ARGS
 }
@@ -193,7 +201,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrnnForward, jaxrnn::forward,
                               ffi::Ffi::Bind()
                                   .Arg<jaxrnn::F32>()     // x [T, B, D]
                                   .Arg<jaxrnn::F32>()     // w_ih [G*H, D]
-                                  .Arg<jaxrnn::F32>()     // w_hh [G*H, H]
+                                  .Arg<jaxrnn::F32>()     // w_hh [G*H, H] or [H]
                                   .Arg<jaxrnn::F32>()     // b [G*H]
                                   .Arg<jaxrnn::F32>()     // b_hn [H] (GRU) or [0]
                                   .Arg<jaxrnn::F32>()     // h0 [B, H]
@@ -216,7 +224,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrnnBackward, jaxrnn::backward,
                               ffi::Ffi::Bind()
                                   .Arg<jaxrnn::F32>()     // x [T, B, D]
                                   .Arg<jaxrnn::F32>()     // w_ih [G*H, D]
-                                  .Arg<jaxrnn::F32>()     // w_hh [G*H, H]
+                                  .Arg<jaxrnn::F32>()     // w_hh [G*H, H] or [H]
                                   .Arg<jaxrnn::F32>()     // saved [T, B, 4H] or [0]
                                   .Arg<jaxrnn::F32>()     // hs [T, B, H]
                                   .Arg<jaxrnn::F32>()     // cs [T, B, H] or [0]
@@ -228,7 +236,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrnnBackward, jaxrnn::backward,
                                   .Arg<jaxrnn::F32>()     // mask [T, B]
                                   .Ret<jaxrnn::F32>()     // dx [T, B, D]
                                   .Ret<jaxrnn::F32>()     // dw_ih [G*H, D]
-                                  .Ret<jaxrnn::F32>()     // dw_hh [G*H, H]
+                                  .Ret<jaxrnn::F32>()     // dw_hh [G*H, H] or [H]
                                   .Ret<jaxrnn::F32>()     // db [G*H]
                                   .Ret<jaxrnn::F32>()     // db_hn [H] or [0]
                                   .Ret<jaxrnn::F32>()     // dh0 [B, H]
