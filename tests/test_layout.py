@@ -9,7 +9,11 @@
   only from its own floor or those below;
 - every module stays under 400 lines and every __init__ only re-exports
   (eagerly, or lazily through a PEP 562 `__getattr__`);
-- `import jaxrnn` loads neither Pallas nor an optional framework.
+- `import jaxrnn` loads neither Pallas nor an optional framework;
+- no code branches on a cell's name outside the cell's own modules
+  (jaxrnn/cells/ and its fast forms) and the converters and the peers'
+  benchmarks, which map each framework's named cells: the rest reads the
+  cell's `CellSpec`.
 """
 
 import ast
@@ -151,8 +155,14 @@ def test_module_rules(name):
     if path.name == "__init__.py":
         for node in ast.parse(path.read_text()).body:
             if isinstance(node, ast.ImportFrom):  # a re-export, named or renamed
-                assert all(a.asname for a in node.names), ast.dump(node)
+                star = [a.name for a in node.names] == ["*"]  # all of its __all__
+                assert star or all(a.asname for a in node.names), ast.dump(node)
                 continue
+            if (
+                isinstance(node, ast.AugAssign)
+                and ast.unparse(node.target) == "__all__"
+            ):
+                continue  # __all__ += a subpackage's __all__
             if _lazy(node):
                 continue
             value = node.value if isinstance(node, (ast.Expr, ast.Assign)) else None
@@ -173,3 +183,61 @@ def test_import_loads_no_kernel_backend_or_framework():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def _name_branches(source: str, names: set[str]) -> list[int]:
+    """The lines where `source` compares with a cell's name, keys a dict by
+    one, or matches one."""
+
+    def named(node) -> bool:
+        if isinstance(node, ast.Constant):
+            return node.value in names
+        if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+            return any(named(e) for e in node.elts)
+        return False
+
+    lines = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Compare):
+            sides = [node.left, *node.comparators]
+        elif isinstance(node, ast.Dict):
+            sides = [k for k in node.keys if k is not None]
+        elif isinstance(node, ast.MatchValue):
+            sides = [node.value]
+        else:
+            continue
+        if any(named(side) for side in sides):
+            lines.append(node.lineno)
+    return lines
+
+
+def test_no_branch_on_a_cell_name_outside_its_own_modules():
+    from jaxrnn.cells import _registry
+
+    names = set(_registry.CELLS)
+    own = {f"jaxrnn.fast.{spec.fast}" for spec in _registry.CELLS.values() if spec.fast}
+    found = [
+        f"{path.relative_to(PACKAGE.parent)}:{line}"
+        for name, path in MODULES.items()
+        if not name.startswith(("jaxrnn.cells", "jaxrnn.interop"))
+        and name not in own | {"jaxrnn.bench._impls"}  # the peers' cells
+        for line in _name_branches(path.read_text(), names)
+    ]
+    assert not found, f"branches on a cell's name (read its CellSpec): {found}"
+
+
+@pytest.mark.parametrize(
+    "code, hits",
+    [
+        ("if cell == 'lstm': pass", 1),
+        ("ok = cell in ('gru', 'mgu')", 1),
+        ("t = {'rnn': 1}", 1),
+        ("match cell:\n    case 'gru':\n        pass", 1),
+        ("if spec.lstm_carry: pass", 0),
+        ("for cell in ('lstm', 'gru'): pass", 0),
+    ],
+)
+def test_the_name_branch_check_sees_each_form(code, hits):
+    """The check above finds a comparison, a membership test, a dict key and
+    a match case, and passes code that reads the spec or lists names."""
+    assert len(_name_branches(code, {"lstm", "gru", "mgu", "rnn"})) == hits

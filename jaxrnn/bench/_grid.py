@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from jaxrnn.cells import _registry
+
 
 class Problem(NamedTuple):
     """One size to time.
@@ -43,7 +45,7 @@ class Problem(NamedTuple):
 
     @property
     def gates(self) -> int:
-        return {"lstm": 4, "gru": 3, "rnn": 1}[self.cell]
+        return _registry.CELLS[self.cell].gates
 
     @property
     def directions(self) -> int:

@@ -22,6 +22,7 @@ import optax
 from jaxrnn import interop
 from jaxrnn import layer as _layer
 from jaxrnn.bench._torch import torch_runner
+from jaxrnn.cells import _registry as _cells
 from jaxrnn.fast import _cpu
 
 MEASURES = ("forward", "train_step")
@@ -149,7 +150,7 @@ def _flax_nnx(optimized: bool):
 
         rnn = nnx.RNN(interop.to_flax_nnx(layer, optimized=optimized), rngs=False)
         graphdef, params, rest = nnx.split(rnn, nnx.Param, ...)
-        lstm = layer.cell == "lstm"
+        lstm = _cells.CELLS[layer.cell].lstm_carry
 
         def forward(params, xs):
             # A zero carry given explicitly: nnx would otherwise draw it from
@@ -168,7 +169,7 @@ def _equinox(layer, xs, targets):
 
     params, static = eqx.partition(interop.to_equinox(layer), eqx.is_array)
     hidden = layer.hidden_size
-    lstm = layer.cell == "lstm"
+    lstm = _cells.CELLS[layer.cell].lstm_carry
 
     def forward(params, xs):
         cell = eqx.combine(params, static)
@@ -268,48 +269,29 @@ def _cpu_kernels() -> str:
     return _cpu.usable(jnp.float32)
 
 
+# The peers' cells by name, as the converters map them.
 _FLAX = {"lstm": "LSTMCell", "gru": "GRUCell", "rnn": "SimpleCell"}
 
 
 def _registry() -> list[Impl]:
     flax = _needs("flax")
+    # jaxrnn's own impls, each on the three cells the peers have.
     impls = [
         Impl(
-            "jaxrnn-fused",
-            "jaxrnn (fused)",
-            "jaxrnn fused",
+            f"jaxrnn-{impl}",
+            f"jaxrnn ({label})",
+            f"jaxrnn {impl}",
             ("lstm", "gru", "rnn"),
-            lambda: "",
-            _jaxrnn("fused"),
+            missing,
+            _jaxrnn(impl),
             stacks=True,
-        ),
-        Impl(
-            "jaxrnn-cpu",
-            "jaxrnn (cpu kernels)",
-            "jaxrnn cpu",
-            ("lstm", "gru", "rnn"),
-            _cpu_kernels,
-            _jaxrnn("cpu"),
-            stacks=True,
-        ),
-        Impl(
-            "jaxrnn-scan",
-            "jaxrnn (scan)",
-            "jaxrnn scan",
-            ("lstm", "gru", "rnn"),
-            lambda: "",
-            _jaxrnn("scan"),
-            stacks=True,
-        ),
-        Impl(
-            "jaxrnn-pallas",
-            "jaxrnn (pallas)",
-            "jaxrnn pallas",
-            ("lstm", "gru", "rnn"),
-            _compiled_pallas,
-            _jaxrnn("pallas"),
-            stacks=True,
-        ),
+        )
+        for impl, label, missing in (
+            ("fused", "fused", lambda: ""),
+            ("cpu", "cpu kernels", _cpu_kernels),
+            ("scan", "scan", lambda: ""),
+            ("pallas", "pallas", _compiled_pallas),
+        )
     ]
     for api, build in (("linen", _flax_linen), ("nnx", _flax_nnx)):
         impls.append(

@@ -43,7 +43,7 @@ def problem_data(problem: Problem, seed: int = 0):
         num_layers=problem.num_layers,
         bidirectional=problem.bidirectional,
     )
-    if problem.cell == "gru":
+    if hasattr(layer.cells[0][0], "b_hn"):
         cells = tuple(
             tuple(c._replace(b_hn=jnp.zeros_like(c.b_hn)) for c in directions)
             for directions in layer.cells

@@ -59,14 +59,7 @@ def init_cho_gru(
         ((15, 3), (15, 5), (15,))
     """
     arrays = _initializers.gated(
-        "init_cho_gru",
-        key,
-        3,
-        input_size,
-        hidden_size,
-        init=init,
-        has_bias=bias,
-        dtype=dtype,
+        "init_cho_gru", key, 3, input_size, hidden_size, init, bias, dtype
     )
     return ChoGRUParams(*arrays)
 

@@ -64,11 +64,10 @@ def init_cifg_lstm(
         3,
         input_size,
         hidden_size,
-        init=init,
-        has_bias=bias,
-        dtype=dtype,
-        forget_block=0,
-        forget_bias=forget_bias,
+        init,
+        bias,
+        dtype,
+        forget=(0, forget_bias),
     )
     return CIFGLSTMParams(w_ih, w_hh, b)
 

@@ -109,25 +109,26 @@ def gated(
     gates: int,
     input_size: Any,
     hidden_size: Any,
-    *,
     init: Any,
     has_bias: bool,
     dtype: Any,
-    forget_block: int | None = None,
-    forget_bias: Any = None,
+    *,
+    forget: tuple[int, Any] | None = None,
     recurrent_size: int | None = None,
 ) -> tuple[jax.Array, jax.Array, jax.Array | None]:
-    """(w_ih [G*H, D], w_hh [G*H, R], b [G*H] or None) of a gated cell.
+    """(w_ih [G*H, D], w_hh [G*H, R], b [G*H] or None) of a gated cell,
+    from its initialiser's arguments, checked in `fn`'s name.
 
-    `forget_block` is the index of the forget-gate block, which gets the
-    `forget_bias` offset (see `forget_offset`). The arguments are checked
-    in `fn`'s name.
+    `forget` is (the index of the forget-gate block, the initialiser's
+    `forget_bias`) for a cell with a forget gate: that block of b gets the
+    offset (see `forget_offset`).
     """
     input_size, hidden_size, init, dtype = sizes(
         fn, input_size, hidden_size, init, dtype
     )
     offset = 0.0
-    if forget_block is not None:
+    if forget is not None:
+        forget_block, forget_bias = forget
         offset = forget_offset(fn, forget_bias, init, has_bias)
     key_w, key_b = jax.random.split(key)
     w_ih, w_hh = weights(

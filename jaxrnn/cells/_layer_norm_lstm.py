@@ -81,11 +81,10 @@ def init_layer_norm_lstm(
         4,
         input_size,
         hidden_size,
-        init=init,
-        has_bias=bias,
-        dtype=dtype,
-        forget_block=1,
-        forget_bias=forget_bias,
+        init,
+        bias,
+        dtype,
+        forget=(1, forget_bias),
     )
     hidden_size, dtype = w_hh.shape[1], w_hh.dtype
     bias_c = None if b is None else jnp.zeros((hidden_size,), dtype)

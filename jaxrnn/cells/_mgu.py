@@ -54,14 +54,7 @@ def init_mgu(
         (10, 5)
     """
     w_ih, w_hh, b = _initializers.gated(
-        "init_mgu",
-        key,
-        2,
-        input_size,
-        hidden_size,
-        init=init,
-        has_bias=bias,
-        dtype=dtype,
+        "init_mgu", key, 2, input_size, hidden_size, init, bias, dtype
     )
     return MGUParams(w_ih, w_hh, b)
 

@@ -80,11 +80,10 @@ def init_peephole_lstm(
         4,
         input_size,
         hidden_size,
-        init=init,
-        has_bias=bias,
-        dtype=dtype,
-        forget_block=1,
-        forget_bias=forget_bias,
+        init,
+        bias,
+        dtype,
+        forget=(1, forget_bias),
     )
     dtype = w_hh.dtype
     if init == "torch":

@@ -93,11 +93,10 @@ def init_proj_lstm(
         4,
         input_size,
         hidden_size,
-        init=init,
-        has_bias=bias,
-        dtype=dtype,
-        forget_block=1,
-        forget_bias=forget_bias,
+        init,
+        bias,
+        dtype,
+        forget=(1, forget_bias),
         recurrent_size=proj_size,
     )
     if init == "torch":

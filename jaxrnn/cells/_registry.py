@@ -56,6 +56,10 @@ class CellSpec(NamedTuple):
             update gate z's bias (what a run's `update_bias` sets), else None.
         kernel: the cell's id in the compiled CPU kernels (`enum Cell` in
             `jaxrnn/fast/csrc/cells.h`, which a test pins to this), or None.
+        projects: for a cell that is another with its h projected, that
+            other's name: `init_layer(projects, proj_size=P)` gives this
+            cell, and `init_layer` takes no name of its own for it. None
+            for the rest.
     """
 
     name: str
@@ -69,6 +73,7 @@ class CellSpec(NamedTuple):
     fast: str | None = None
     kernel: int | None = None
     update_block: int | None = None
+    projects: str | None = None
 
 
 def _spec(name, params, step, init, *, gates, lstm_carry, **facts):
@@ -143,6 +148,7 @@ CELLS = {
             proj_lstm_step,
             init_proj_lstm,
             gates=4,
+            projects="lstm",
             **_LSTM_LIKE,
         ),
         _spec(
@@ -178,6 +184,9 @@ CELLS = {
     )
 }
 _BY_TYPE = {spec.params: spec for spec in CELLS.values()}
+# The names `init_layer` takes, and the cell each gives with proj_size.
+LAYER_CELLS = tuple(name for name, spec in CELLS.items() if spec.projects is None)
+PROJECTED = {spec.projects: name for name, spec in CELLS.items() if spec.projects}
 
 
 def spec_of(params: Any) -> CellSpec | None:

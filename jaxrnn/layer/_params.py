@@ -92,7 +92,7 @@ class LayerParams:
     @property
     def proj_size(self) -> int | None:
         """P for a projected LSTM, else None."""
-        return self.output_size if self.cell == "proj_lstm" else None
+        return self.output_size if _registry.CELLS[self.cell].projects else None
 
     @property
     def features(self) -> int:
@@ -166,25 +166,26 @@ def init_layer(
         (2, 2, (15, 10))
     """
     fn = "init_layer"
-    names = tuple(name for name in _registry.CELLS if name != "proj_lstm")
-    if cell == "proj_lstm":
-        cell = "lstm"
+    named = _registry.CELLS.get(cell) if isinstance(cell, str) else None
+    if named is not None and named.projects:
+        cell = named.projects
         if proj_size is None:
-            _checks.fail(fn, "proj_size", "is needed for cell='proj_lstm'", "None")
-    cell = _checks.choice(fn, "cell", cell, names)
+            _checks.fail(fn, "proj_size", f"is needed for cell={named.name!r}", "None")
+    cell = _checks.choice(fn, "cell", cell, _registry.LAYER_CELLS)
     num_layers = _checks.positive_int(fn, "num_layers", num_layers)
     input_size = _checks.positive_int(fn, "input_size", input_size)
     hidden_size = _checks.positive_int(fn, "hidden_size", hidden_size)
     merge = _checks.choice(fn, "merge", merge, MERGES)
     if proj_size is not None:
-        if cell != "lstm":
+        if cell not in _registry.PROJECTED:
             _checks.fail(
                 fn,
                 "proj_size",
-                "applies to cell='lstm' only",
+                f"applies to {' and '.join(f'cell={n!r}' for n in _registry.PROJECTED)}"
+                " only",
                 f"proj_size={proj_size!r} with cell={cell!r}",
             )
-        cell = "proj_lstm"
+        cell = _registry.PROJECTED[cell]
     spec = _registry.CELLS[cell]
     if not spec.activation and activation is not None:
         takes = [s.name for s in _registry.CELLS.values() if s.activation]

@@ -11,7 +11,7 @@ from jaxrnn.cells import _registry as _cells
 from jaxrnn.layer import _impls
 from jaxrnn.tasks import _registry
 
-CELLS = tuple(name for name in _cells.CELLS if name != "proj_lstm")
+CELLS = _cells.LAYER_CELLS
 ACTIVATIONS = ("tanh", "relu", "sigmoid")
 IMPLS = _impls.IMPLS  # apply_layer's
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
