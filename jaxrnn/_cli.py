@@ -241,6 +241,7 @@ def _run_flags(p: argparse.ArgumentParser, cells_nargs: str | None) -> None:
         ("--num-layers", pos_int, "stacked layers"),
         ("--forget-bias", _number(float), "LSTM forget-gate bias"),
         ("--update-bias", _number(float), "update-gate bias of the GRU-like cells"),
+        ("--recurrent-horizon", pos_int, "T the IndRNN's recurrent weights suit"),
         ("--dropout", _number(float, 0.0), "dropout between layers"),
         ("--output-dropout", _number(float, 0.0), "dropout before the readout"),
         ("--seq-len", pos_int, "T (the copy task's delay; digits: 8 + --blanks)"),

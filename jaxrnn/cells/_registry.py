@@ -8,8 +8,11 @@ is H for every cell but the projected LSTM (R = P).
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Mapping
 from typing import Any, Callable, NamedTuple
 
+from jaxrnn import _checks
 from jaxrnn.cells._cho_gru import ChoGRUParams, cho_gru_step, init_cho_gru
 from jaxrnn.cells._cifg_lstm import CIFGLSTMParams, cifg_lstm_step, init_cifg_lstm
 from jaxrnn.cells._elman import RNNParams, init_rnn, rnn_step
@@ -203,3 +206,39 @@ def output_size(params: Any) -> int:
     """The size of h, the output: P for the projected LSTM, else H (w_hh is
     [G*H, R], or [H] for a cell with one recurrent weight a unit)."""
     return params.w_hh.shape[-1]
+
+
+# What init_layer passes to every cell's initialiser by its own arguments.
+_SHARED = {"key", "input_size", "hidden_size", "proj_size", "init", "bias", "dtype"}
+
+
+def init_keywords(spec: CellSpec) -> set[str]:
+    """The keywords `spec.init` takes beyond init_layer's own arguments
+    (the IndRNN's horizon)."""
+    return set(inspect.signature(spec.init).parameters) - _SHARED - {"forget_bias"}
+
+
+def init_options(fn: str, spec: CellSpec, options: Any) -> dict[str, Any]:
+    """`init_layer`'s `cell_options`, checked against the keywords that
+    `spec.init` takes beyond init_layer's own arguments."""
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        _checks.fail(
+            fn,
+            "cell_options",
+            "must be a dict or None",
+            _checks.describe(options),
+            kind=TypeError,
+        )
+    takes = init_keywords(spec)
+    unknown = sorted(set(options) - takes)
+    if unknown:
+        _checks.fail(
+            fn,
+            "cell_options",
+            f"must hold keywords of {spec.init.__name__} beyond init_layer's own "
+            f"({', '.join(sorted(takes)) or 'it has none'})",
+            f"{unknown} with cell={spec.name!r}",
+        )
+    return dict(options)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Mapping
 from typing import Any, Union
 
 import jax
@@ -123,22 +124,26 @@ def init_layer(
     residual: bool = False,
     learn_initial_state: bool = False,
     dtype: DTypeLike = jnp.float32,
+    cell_options: Mapping[str, Any] | None = None,
 ) -> LayerParams:
     """Initialise a stacked recurrent layer, like `torch.nn.LSTM(...)`.
 
     Args:
         key: a PRNG key.
-        cell: "rnn" (Elman), "lstm", "gru", or a variant: "peephole_lstm",
-            "layer_norm_lstm", "layer_norm_gru", "cifg_lstm" (coupled input
-            and forget gates) or "mgu" (minimal gated unit). "lstm" with a
+        cell: "rnn" (Elman), "lstm", "gru", "indrnn", or a variant:
+            "peephole_lstm", "layer_norm_lstm", "layer_norm_gru",
+            "cifg_lstm" (coupled input and forget gates), "mgu" (minimal
+            gated unit) or "cho_gru" (the reset-before GRU). "lstm" with a
             `proj_size` gives the projected LSTM ("proj_lstm").
         input_size: D.
         hidden_size: H.
         num_layers: L, layers stacked on top of each other.
         bidirectional: add a backward direction to every layer; `merge`
             combines the two directions' outputs.
-        activation: g1 for cell="rnn" ("tanh" when None, as in PyTorch;
-            "relu", "sigmoid" or a callable). Not allowed for other cells.
+        activation: g1 for the cells that take one ("rnn", "indrnn"): None
+            means the cell's own (tanh for the RNN, as in PyTorch; ReLU for
+            the IndRNN), else "tanh", "relu", "sigmoid" or a callable. Not
+            allowed for other cells.
         bias: False removes every bias.
         init: "default" or "torch"; see `init_rnn`, `init_lstm`, `init_gru`.
         forget_bias: for the LSTM-like cells only; see `init_lstm`.
@@ -153,6 +158,10 @@ def init_layer(
             starting at zero, in `params.initial_state`; it receives gradients
             like any other parameter.
         dtype: a floating dtype for every parameter.
+        cell_options: further keyword arguments of the cell's initialiser,
+            for every layer and direction: {"horizon": T} for the IndRNN's
+            recurrent weights in the paper's range (`init_indrnn`). None
+            (the default) for none.
 
     Returns:
         LayerParams with `cells[l][d]` for l < L and d < (2 if bidirectional
@@ -216,6 +225,7 @@ def init_layer(
     kwargs = dict(init=init, bias=bias, dtype=dtype)
     if spec.forget_bias:
         kwargs["forget_bias"] = forget_bias
+    kwargs.update(_registry.init_options(fn, spec, cell_options))
     sizes = (hidden_size,) if proj_size is None else (hidden_size, proj_size)
     output_size = sizes[-1]
     num_directions = 2 if bidirectional else 1

@@ -39,6 +39,10 @@ class RunConfig:
             None for the cell's default (zero). Positive values start the
             GRU keeping its state (h_t = z h_{t-1} + (1 - z) n_t); ignored
             by other cells.
+        recurrent_horizon: the T that the recurrent weights are drawn for,
+            in cells whose initialiser takes a horizon (the IndRNN's u from
+            U(0, 2^(1/T)), `init_indrnn`), or None for the cell's default
+            (U(0, 1)); ignored by the other cells.
         dropout: dropout between stacked layers, in training only.
         output_dropout: dropout on the last layer's outputs, where they
             enter the readout, in training only (the regulariser that a
@@ -81,6 +85,7 @@ class RunConfig:
     activation: str | None = None
     forget_bias: float | None = None
     update_bias: float | None = None
+    recurrent_horizon: int | None = None
     dropout: float = 0.0
     output_dropout: float = 0.0
     seq_len: int | None = None
@@ -122,7 +127,14 @@ class RunConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 fail(name, "a positive int", value)
-        for name in ("max_bad_steps", "hidden_size", "seq_len", "steps", "eval_every"):
+        for name in (
+            "max_bad_steps",
+            "hidden_size",
+            "seq_len",
+            "steps",
+            "eval_every",
+            "recurrent_horizon",
+        ):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 fail(name, "a positive int", value)

@@ -35,6 +35,11 @@ def init_model(key: jax.Array, config: RunConfig, task: _registry.Task) -> Model
         num_layers=config.num_layers,
         activation=config.activation if spec.activation else None,
         forget_bias=config.forget_bias if spec.forget_bias else None,
+        cell_options=(
+            {"horizon": config.recurrent_horizon}
+            if config.recurrent_horizon and "horizon" in _cells.init_keywords(spec)
+            else None
+        ),
     )
     if spec.update_block is not None and config.update_bias is not None:
         layer = _set_update_bias(layer, spec.update_block, config.update_bias)

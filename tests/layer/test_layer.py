@@ -172,6 +172,53 @@ def test_layer_preserves_dtype(dtype, getkey):
         assert ys.dtype == dtype and final.h.dtype == dtype and final.c.dtype == dtype
 
 
+def test_cell_options_reach_the_cells_initialiser(getkey):
+    """init_layer's cell_options go to every layer's and direction's
+    initialiser: the IndRNN's horizon gives the paper's range for u."""
+    key = getkey()
+    p = jaxrnn.init_layer(key, "indrnn", D, 64, cell_options={"horizon": 1})
+    alone = jaxrnn.init_indrnn(jax.random.split(key, 1)[0], D, 64, horizon=1)
+    assert_trees_close(p.cells[0][0], alone, 0.0)
+    # U(0, 2^(1/T)) with T = 1 reaches above the default's U(0, 1).
+    assert float(p.cells[0][0].w_hh.max()) > 1.0
+    p = jaxrnn.init_layer(
+        key,
+        "indrnn",
+        D,
+        H,
+        num_layers=2,
+        bidirectional=True,
+        cell_options={"horizon": 50},
+    )
+    for cell in (c for cells in p.cells for c in cells):
+        assert bool(jnp.all(cell.w_hh <= 2 ** (1 / 50)))
+
+
+@pytest.mark.parametrize(
+    "cell, options, kind, words",
+    [
+        (
+            "indrnn",
+            {"horizn": 3},
+            ValueError,
+            "init_indrnn beyond init_layer's own (horizon)",
+        ),
+        (
+            "gru",
+            {"horizon": 3},
+            ValueError,
+            "init_gru beyond init_layer's own (it has none)",
+        ),
+        ("lstm", {"forget_bias": 1.0}, ValueError, "['forget_bias']"),
+        ("lstm", [("horizon", 3)], TypeError, "must be a dict or None, got a list"),
+    ],
+)
+def test_bad_cell_options_are_refused_by_name(getkey, cell, options, kind, words):
+    with pytest.raises(kind, match=r"init_layer: cell_options") as info:
+        jaxrnn.init_layer(getkey(), cell, D, H, cell_options=options)
+    assert words in str(info.value)
+
+
 def test_init_layer_options(getkey):
     p = jaxrnn.init_layer(
         getkey(),

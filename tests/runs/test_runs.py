@@ -276,6 +276,32 @@ def test_update_bias_sets_the_z_block_only(cell):
     assert np.array_equal(np.delete(first, range(8, 16)), np.delete(base, range(8, 16)))
 
 
+def test_recurrent_horizon_draws_the_indrnns_u_in_the_papers_range():
+    """recurrent_horizon=T reaches init_indrnn's horizon (u from U(0,
+    2^(1/T))) in every layer; cells without a horizon ignore it."""
+    small = dataclasses.replace(SMALL, cell="indrnn", hidden_size=64, num_layers=2)
+    task = _train.build(small.resolved())[0]
+    key = jax.random.key(0)
+
+    def u(config):
+        model = runs.init_model(key, config.resolved(), task)
+        return np.stack([np.asarray(c.w_hh) for c in model.layer.cells[0]])
+
+    assert u(small).max() <= 1.0
+    wide = u(dataclasses.replace(small, recurrent_horizon=1))  # U(0, 2)
+    assert wide.max() > 1.0 and wide.max() <= 2.0
+    narrow = u(dataclasses.replace(small, recurrent_horizon=100))
+    assert narrow.max() <= 2 ** (1 / 100) and not np.array_equal(narrow, wide)
+    gru = dataclasses.replace(SMALL, cell="gru")
+    same = [
+        runs.init_model(key, c.resolved(), task)
+        for c in (gru, dataclasses.replace(gru, recurrent_horizon=100))
+    ]
+    jax.tree.map(np.testing.assert_array_equal, *same)
+    with pytest.raises(ValueError, match="recurrent_horizon must be a positive int"):
+        dataclasses.replace(small, recurrent_horizon=0)
+
+
 def test_verdicts_need_a_real_margin():
     task = _train.build(SMALL.resolved())[0]  # adding: MSE must halve
     base = {"predict_1": {"mse": 0.16}}
