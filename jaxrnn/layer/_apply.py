@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxrnn import _unroll
+from jaxrnn import _checks, _unroll
 from jaxrnn.layer import _impls, _options, _regularise
 from jaxrnn.layer._params import LayerParams, State
 
@@ -196,16 +196,19 @@ def run(fn: str, params: LayerParams, xs: ArrayLike, *, impl: str, **options: An
             index = layer * params.num_directions + direction
             carry0 = jax.tree.map(lambda a: a[index], o.state)
             initial_outputs.append(_regularise.hidden(carry0))
-            final, ys = row.run(
-                o,
-                cell_params,
-                carry0,
-                inputs,
-                index=index,
-                direction=direction,
-                outputs=sequences,
-                key=key,
-            )
+            try:
+                final, ys = row.run(
+                    o,
+                    cell_params,
+                    carry0,
+                    inputs,
+                    index=index,
+                    direction=direction,
+                    outputs=sequences,
+                    key=key,
+                )
+            except TypeError as error:
+                _forward_mode(fn, impl, row.name, error)
             finals.append(final)
             outputs.append(ys if sequences else _regularise.hidden(final))
         merged = _merge(params.merge, outputs)
@@ -222,6 +225,24 @@ def run(fn: str, params: LayerParams, xs: ArrayLike, *, impl: str, **options: An
     if time_major and return_sequences:
         inputs = jnp.swapaxes(inputs, 0, 1)
     return inputs, final_state
+
+
+def _forward_mode(fn: str, impl: str, ran: str, error: TypeError) -> None:
+    """Re-raise JAX's refusal of forward-mode autodiff through a custom VJP
+    (every impl but the reference's) as an error that names the way out."""
+    if "forward-mode autodiff" not in str(error):
+        raise error
+    got = repr(impl) if impl == ran else f"{impl!r}, which ran {ran!r}"
+    _checks.fail(
+        fn,
+        "impl",
+        "must be 'scan' under forward-mode autodiff (jax.jvp, jax.jacfwd, "
+        "jax.hessian): the other impls are custom VJPs, which have no "
+        "forward-mode derivative",
+        got,
+        "Reverse mode (jax.grad, jax.vjp) works on every impl.",
+        kind=TypeError,
+    )
 
 
 def _merge(merge: str, outputs: list[jax.Array]) -> jax.Array:

@@ -41,6 +41,25 @@ class Options(NamedTuple):
     matmul_dtype: Any
 
 
+def _check_cells(fn: str, params: Any, step: Any, state: State) -> None:
+    """Each layer's and direction's params, checked by the reference step
+    itself, called abstractly on one example (`jax.eval_shape`: at trace
+    time, at no cost per step): every impl refuses a wrong shape or dtype
+    with the reference's message, before any of them runs."""
+    # One example's carry: the state's leaves are [L*D, B, .].
+    carry = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[2:], a.dtype), state)
+    width = params.input_size
+    for layer, cells in enumerate(params.cells):
+        for direction, cell in enumerate(cells):
+            x = jax.ShapeDtypeStruct((width,), params.dtype)
+            try:
+                jax.eval_shape(step, cell, carry, x)
+            except (TypeError, ValueError) as error:
+                where = f"{fn}: params.cells[{layer}][{direction}]: "
+                raise type(error)(where + str(error)) from None
+        width = params.features
+
+
 def _batch_first(fn: str, arg: str, value: Any, batch_time: tuple[int, int]) -> Any:
     """A time-major mask or reset [T, B], checked and turned to [B, T]."""
     if value is None:
@@ -137,6 +156,7 @@ def resolve(fn: str, params: Any, xs: Any, **kw: Any) -> Options:
     if kw["matmul_dtype"] is not None:
         _checks.float_dtype(fn, kw["matmul_dtype"])
         step = functools.partial(step, matmul_dtype=kw["matmul_dtype"])
+    _check_cells(fn, params, step, state)
     # The backward direction starts a segment at the last step before a reset.
     reset_backward = None
     if reset is not None:

@@ -1,5 +1,6 @@
 """The table of impls (jaxrnn/layer/_impls.py): what it says is what runs."""
 
+import dataclasses
 import re
 
 import jax
@@ -11,7 +12,7 @@ from jaxrnn import layer
 from jaxrnn.cells import _registry
 from jaxrnn.layer import _impls
 
-CELLS = [name for name in _registry.CELLS if name != "proj_lstm"]
+CELLS = list(_registry.LAYER_CELLS)
 OPTIONS = [
     {},
     {"reset": True},
@@ -110,3 +111,68 @@ def test_every_row_lacks_what_auto_then_passes_over():
                 if lacking:
                     with pytest.raises(ValueError, match=f"the {name} path lacks it"):
                         layer.choose(name, spec.name, **options)
+
+
+def _swap(params, layer, direction, **arrays):
+    """params with some arrays of one cell replaced."""
+    cells = [list(c) for c in params.cells]
+    cells[layer][direction] = cells[layer][direction]._replace(**arrays)
+    return dataclasses.replace(params, cells=tuple(tuple(c) for c in cells))
+
+
+def _wrong_params():
+    """(what is wrong, params, xs): a shape or dtype that only the cell's own
+    checks can see (the layer's structure is otherwise sound)."""
+    key = jax.random.key(0)
+    lstm = jaxrnn.init_layer(key, "lstm", 3, 5, num_layers=2)
+    wider = jaxrnn.init_layer(key, "lstm", 3, 6, num_layers=2)
+    gru = jaxrnn.init_layer(key, "gru", 3, 5)
+    xs = jnp.ones((4, 7, 3))
+    return [
+        ("w_hh of H + 1", _swap(lstm, 1, 0, w_hh=wider.cells[1][0].w_hh), xs),
+        ("b too short", _swap(lstm, 1, 0, b=lstm.cells[1][0].b[:-1]), xs),
+        (
+            "w_hh in bfloat16",
+            _swap(lstm, 1, 0, w_hh=lstm.cells[1][0].w_hh.astype(jnp.bfloat16)),
+            xs,
+        ),
+        ("b_hn too long", _swap(gru, 0, 0, b_hn=jnp.zeros(6)), xs),
+    ]
+
+
+@pytest.mark.parametrize("case", range(4))
+def test_a_wrong_cell_param_gets_the_references_message_on_every_impl(case):
+    """The cells' params are checked once, by the reference step, before any
+    impl runs: each impl (and stream_layer) refuses with the same message,
+    which names the layer and direction."""
+    what, params, xs = _wrong_params()[case]
+    messages = {}
+    for impl in layer.IMPLS:
+        with pytest.raises((ValueError, TypeError)) as info:
+            jaxrnn.apply_layer(params, xs, impl=impl)
+        messages[impl] = (type(info.value), str(info.value))
+    assert len(set(messages.values())) == 1, (what, messages)
+    kind, message = messages["scan"]
+    assert re.match(r"apply_layer: params\.cells\[\d\]\[\d\]: \w+_step: ", message)
+    with pytest.raises(kind) as info:
+        jaxrnn.stream_layer(params, jaxrnn.init_state(params, xs.shape[0]), xs)
+    assert str(info.value) == message.replace("apply_layer", "stream_layer", 1)
+
+
+def test_forward_mode_autodiff_names_the_reference_impl():
+    """jax.jvp through a custom VJP is refused by JAX; the layer's error says
+    which impl ran and that impl='scan' has forward mode, where jvp agrees
+    with reverse mode."""
+    params = jaxrnn.init_layer(jax.random.key(0), "gru", 3, 4)
+    xs = jax.random.normal(jax.random.key(1), (2, 5, 3))
+    tangent = jax.random.normal(jax.random.key(2), xs.shape)
+
+    def loss(impl):
+        return lambda xs: jaxrnn.apply_layer(params, xs, impl=impl)[0].sum()
+
+    for impl in (i for i in layer.IMPLS if i != "scan"):
+        with pytest.raises(TypeError, match=r"impl must be 'scan' under forward-mode"):
+            jax.jvp(loss(impl), (xs,), (tangent,))
+    _, forward = jax.jvp(loss("scan"), (xs,), (tangent,))
+    reverse = jnp.vdot(jax.grad(loss("fused"))(xs), tangent)
+    assert jnp.allclose(forward, reverse, rtol=1e-5, atol=1e-5)
