@@ -87,7 +87,6 @@ def test_folders_say_what_a_file_is():
         "__init__.py",
         "__main__.py",
         "_checks.py",
-        "_cli.py",
         "_unroll.py",
         "_version.py",
     ]

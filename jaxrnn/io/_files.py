@@ -70,6 +70,14 @@ def _encode(fn: str, name: str, leaf: Any) -> tuple[np.ndarray, dict]:
     return raw, entry
 
 
+def _scalar(value: Any) -> Any:
+    """A NumPy or JAX scalar (or 0-d array) in metadata, as a Python number;
+    anything else JSON cannot hold stays refused."""
+    if isinstance(value, (np.generic, np.ndarray, jax.Array)) and np.ndim(value) == 0:
+        return np.asarray(value).item()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
 def save(path: str | os.PathLike, tree: Any, *, metadata: dict | None = None) -> None:
     """Write a pytree of arrays (params, optimizer state) to `path`, atomically.
 
@@ -79,7 +87,8 @@ def save(path: str | os.PathLike, tree: Any, *, metadata: dict | None = None) ->
         tree: any pytree of arrays: LayerParams, (params, opt_state), a dict.
             PRNG keys are stored as their key data and restored as keys.
         metadata: optional JSON-serialisable dict (a step count, a config),
-            read back with `load_metadata`.
+            read back with `load_metadata`; NumPy and JAX scalars (0-d
+            arrays) in it are stored as the Python numbers they hold.
 
     Raises:
         TypeError: a leaf that is not an array, or metadata that JSON cannot
@@ -102,7 +111,7 @@ def save(path: str | os.PathLike, tree: Any, *, metadata: dict | None = None) ->
     if not os.path.isdir(folder):
         _checks.fail(fn, "path", "must be in an existing folder", repr(path))
     try:
-        meta_text = json.dumps({} if metadata is None else metadata)
+        meta_text = json.dumps({} if metadata is None else metadata, default=_scalar)
     except TypeError as error:
         _checks.fail(
             fn, "metadata", "must be JSON-serialisable", str(error), kind=TypeError

@@ -88,6 +88,11 @@ def prepare(run_dir: str) -> None:
             f"cannot write the run directory {run_dir!r}: {error.strerror or error}. "
             "Choose a writable --out."
         ) from None
+    refuse_a_run(run_dir)
+
+
+def refuse_a_run(run_dir: str) -> None:
+    """Raise RunError where `run_dir` already holds a run."""
     if os.path.exists(os.path.join(run_dir, CONFIG)):
         raise RunError(
             f"{run_dir!r} already holds a run ({CONFIG}); nothing was changed. Pass "

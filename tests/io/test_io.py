@@ -142,10 +142,27 @@ def test_another_architecture_is_refused_by_name(tmp_path, getkey):
         )
 
 
+def test_numpy_and_jax_scalars_in_metadata_are_stored_as_numbers(tmp_path, getkey):
+    params = jaxrnn.init_layer(getkey(), "rnn", 3, 5)
+    metadata = {
+        "loss": np.float32(0.1),
+        "step": np.int64(7),
+        "best": {"rmse": jnp.asarray(2.5)},
+        "flags": [np.bool_(True), np.array(3)],
+    }
+    io.save(tmp_path / "p", params, metadata=metadata)
+    back = io.load_metadata(tmp_path / "p")
+    loss = float(np.float32(0.1))  # the float32's own value, not 0.1
+    assert back == {"loss": loss, "step": 7, "best": {"rmse": 2.5}, "flags": [True, 3]}
+    assert type(back["step"]) is int
+
+
 def test_save_errors(tmp_path, getkey):
     params = jaxrnn.init_layer(getkey(), "rnn", 3, 5)
     with pytest.raises(TypeError, match=r"save: metadata must be JSON-serialisable"):
         io.save(tmp_path / "p", params, metadata={"f": object()})
+    with pytest.raises(TypeError, match=r"ndarray is not JSON serializable"):
+        io.save(tmp_path / "p", params, metadata={"f": np.zeros(2)})
     with pytest.raises(ValueError, match=r"save: path must be in an existing folder"):
         io.save(tmp_path / "no" / "p", params)
     with pytest.raises(TypeError, match=r"save: tree\['name'\] must be a numeric"):

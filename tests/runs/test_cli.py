@@ -46,6 +46,9 @@ def test_resume_takes_no_other_run_flags(capsys, tmp_path):
     assert run(capsys, f"train --steps 10 {SMALL} --out {out} --quiet")[0] == 0
     status, _, stderr = run(capsys, f"train --resume {out} --hidden-size 9")
     assert status == 2 and "only --steps may be given, got --hidden-size" in stderr
+    # A second run into the same folder is refused before anything is printed.
+    status, stdout, stderr = run(capsys, f"train --steps 10 {SMALL} --out {out}")
+    assert status == 2 and "already holds a run" in stderr and stdout == ""
 
 
 @pytest.mark.slow

@@ -1,181 +1,19 @@
-"""The `jaxrnn` command line: info, train, eval, generate, compare and bench.
-
-Every flag of `train` and `compare` is a field of `jaxrnn.runs.RunConfig`, and
-a flag left out takes the task's default (`jaxrnn train --help` lists them).
-Bad input exits with status 2 and one message, a run stopped by non-finite
-losses with status 3; a traceback is a bug.
-"""
+"""The `jaxrnn` command line's parser: its subcommands and flags."""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 import math
-import os
-import platform
-import sys
-import time
-from typing import Sequence
 
-import jax
-import optax
-
-import jaxrnn
 from jaxrnn import bench, runs
-from jaxrnn.fast import _cpu
-from jaxrnn.runs import _config, _files, _report
-from jaxrnn.runs._progress import Progress
-from jaxrnn.tasks import MissingExtraError
-
-
-def _config_of(args: argparse.Namespace, **fixed) -> runs.RunConfig:
-    names = {f.name for f in dataclasses.fields(runs.RunConfig)}
-    given = {k: v for k, v in vars(args).items() if k in names}
-    return runs.RunConfig(**(given | fixed))
-
-
-def _public(result: dict) -> dict:
-    return {k: v for k, v in result.items() if k != "history"}
-
-
-def _print_result(result: dict) -> None:
-    print(_report.results_table([result]))
-    print()
-    print(_report.baselines_table(result))
-
-
-def cmd_train(args: argparse.Namespace) -> int:
-    if args.resume is not None:
-        given = {k for k in vars(args)} & {
-            f.name for f in dataclasses.fields(runs.RunConfig)
-        }
-        if given - {"steps"}:
-            raise runs.RunError(
-                f"--resume continues {args.resume!r} with its saved config; of the "
-                f"run's flags only --steps may be given, got "
-                + ", ".join(
-                    "--" + n.replace("_", "-") for n in sorted(given - {"steps"})
-                )
-            )
-        run_dir, config = args.resume, None
-        label = "resume"
-    else:
-        config = _config_of(args)
-        run_dir = args.out or time.strftime(
-            f"runs/{config.task}-{config.cell}-%Y%m%d-%H%M%S"
-        )
-        label = config.cell
-    if not args.json and config is not None:
-        print(f"{config.task}: training {config.cell}; the run is written to {run_dir}")
-    result = runs.fit(
-        config,
-        run_dir,
-        resume=args.resume is not None,
-        steps=getattr(args, "steps", None) if args.resume is not None else None,
-        progress=Progress(label, not args.quiet),
-    )
-    if args.json:
-        print(json.dumps(_public(result)))
-    else:
-        _print_result(result)
-        plotted = (
-            "loss.png"
-            if _files.have_matplotlib()
-            else "no loss.png: pip install 'jaxrnn[plot]'"
-        )
-        print(
-            f"\nrun directory: {run_dir} (config.json, metrics.jsonl, "
-            f"checkpoint.npz, result.json, {plotted})"
-        )
-    return 0
-
-
-def cmd_eval(args: argparse.Namespace) -> int:
-    result = runs.evaluate_run(args.run_dir)
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print(
-            f"{result['description']} (checkpoint of step {result['checkpoint_step']})"
-        )
-        _print_result(result)
-    return 0
-
-
-def cmd_generate(args: argparse.Namespace) -> int:
-    text = runs.generate_run(
-        args.run_dir,
-        args.prompt,
-        args.length,
-        temperature=args.temperature,
-        seed=args.seed,
-    )
-    if args.json:
-        print(json.dumps({"prompt": args.prompt, "text": text}))
-    else:
-        print(args.prompt + text)
-    return 0
-
-
-def cmd_compare(args: argparse.Namespace) -> int:
-    config = _config_of(args, cell=args.cell[0])
-    resolved = config.resolved()
-    if not args.json:
-        print(
-            f"{resolved.task}: {', '.join(args.cell)} with the same budget "
-            f"({resolved.steps} steps of batch {resolved.batch_size}, H="
-            f"{resolved.hidden_size}, "
-            + (
-                f"seeds {' '.join(map(str, args.seeds))})"
-                if args.seeds
-                else f"seed {resolved.seed})"
-            ),
-            flush=True,
-        )
-    results = runs.compare(
-        config,
-        args.cell,
-        seeds=args.seeds,
-        out=args.out,
-        progress=lambda label: Progress(label, not args.quiet),
-        on_result=(lambda r: print(json.dumps(_public(r)), flush=True))
-        if args.json
-        else None,
-    )
-    if not args.json:
-        print(_report.results_table(results))
-        if args.seeds and len(args.seeds) > 1:
-            print()
-            print(_report.seeds_table(results))
-        print()
-        print(_report.baselines_table(results[0]))
-        for r in results:
-            if "reason" in r:
-                print(f"\n{r['cell']} (seed {r['seed']}) diverged: {r['reason']}")
-        if args.out:
-            print(f"\nruns and compare.png in {args.out}")
-    return 0
-
-
-def cmd_info(args: argparse.Namespace) -> int:
-    info = {
-        "jaxrnn": jaxrnn.__version__,
-        "jax": jax.__version__,
-        "optax": optax.__version__,
-        "python": platform.python_version(),
-        "backend": jax.default_backend(),
-        "devices": [str(d) for d in jax.devices()],
-    }
-    if jax.default_backend() == "cpu":
-        kernels = _cpu.status()
-        info["kernels"] = kernels.describe()
-    if args.json:
-        print(json.dumps(info))
-    else:
-        for k, v in info.items():
-            print(f"{k:>8}: {v}")
-    return 0
+from jaxrnn._cli._commands import (
+    cmd_compare,
+    cmd_eval,
+    cmd_generate,
+    cmd_info,
+    cmd_train,
+)
+from jaxrnn.runs import _config
 
 
 def _number(kind, minimum=None, *, positive=False, allow_none=False):
@@ -372,28 +210,3 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_arguments(b)
     b.set_defaults(func=lambda args: bench.execute(args, b))
     return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)  # --help prints here
-        status = args.func(args)
-        sys.stdout.flush()  # a closed pipe shows here, inside the try
-        return status
-    except BrokenPipeError:
-        # The reader went away (`jaxrnn eval RUN | head -1`): stop quietly.
-        # Python would flush stdout again at exit and complain, so point it
-        # at /dev/null first.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 141  # 128 + SIGPIPE, as a killed process would report
-    except runs.Diverged as error:
-        print(f"jaxrnn {args.command}: {error}", file=sys.stderr)
-        return 3
-    except (runs.RunError, MissingExtraError, ValueError) as error:
-        print(f"jaxrnn {args.command}: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
