@@ -119,6 +119,12 @@ def _run_flags(p: argparse.ArgumentParser, cells_nargs: str | None) -> None:
             default=S,
             help=f"{text} ({_CELL_DEFAULTS.get(name) or _config.shown_default(name)})",
         )
+    p.add_argument(
+        "--bidirectional",
+        action="store_true",
+        default=S,
+        help="read each sequence both ways (False)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON results")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 

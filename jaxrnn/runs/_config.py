@@ -30,6 +30,9 @@ class RunConfig:
         cell: "rnn", "lstm", "gru" or a variant (`jaxrnn.init_layer`).
         hidden_size: H (64; 32 for sunspots, 16 for nile, 256 for chars).
         num_layers: stacked layers.
+        bidirectional: every layer reads each sequence both ways, and the
+            readout reads both directions' outputs (concatenated). Refused
+            for a task whose target is the next input (chars).
         activation: g1 of the cells that take one (None: the cell's own,
             tanh for the Elman RNN); ignored by the other cells.
         forget_bias: the LSTM forget-gate bias at initialisation (None: the
@@ -82,6 +85,7 @@ class RunConfig:
     cell: str = "lstm"
     hidden_size: int | None = None
     num_layers: int = 1
+    bidirectional: bool = False
     activation: str | None = None
     forget_bias: float | None = None
     update_bias: float | None = None
@@ -138,6 +142,15 @@ class RunConfig:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 fail(name, "a positive int", value)
+        if not isinstance(self.bidirectional, bool):
+            fail("bidirectional", "True or False", self.bidirectional)
+        if self.bidirectional and self.task in _registry.NEXT_STEP:
+            fail(
+                "bidirectional",
+                f"False for the {self.task} task, whose target at each step is "
+                "the next input (the backward direction would read it)",
+                self.bidirectional,
+            )
         if not isinstance(self.blanks, int) or self.blanks < 0:
             fail("blanks", "an int >= 0", self.blanks)
         if not isinstance(self.seed, int):

@@ -33,6 +33,7 @@ def init_model(key: jax.Array, config: RunConfig, task: _registry.Task) -> Model
         task.input_size,
         config.hidden_size,
         num_layers=config.num_layers,
+        bidirectional=config.bidirectional,
         activation=config.activation if spec.activation else None,
         forget_bias=config.forget_bias if spec.forget_bias else None,
         cell_options=(
@@ -43,7 +44,7 @@ def init_model(key: jax.Array, config: RunConfig, task: _registry.Task) -> Model
     )
     if spec.update_block is not None and config.update_bias is not None:
         layer = _set_update_bias(layer, spec.update_block, config.update_bias)
-    head = init_readout(key_head, config.hidden_size, task.output_size)
+    head = init_readout(key_head, layer.features, task.output_size)
     return Model(layer, head)
 
 

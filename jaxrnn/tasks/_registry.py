@@ -273,6 +273,10 @@ def _chars(seq_len: int, **_) -> Task:
     )
 
 
+# The tasks whose target at each step is the next input (language models):
+# a bidirectional layer's backward direction would read it.
+NEXT_STEP = frozenset({"chars"})
+
 # name: (builder, the defaults of the run's config for this task)
 TASKS: dict[str, tuple[Callable[..., Task], dict[str, Any]]] = {
     "adding": (_adding, {"seq_len": 100, "steps": 2000, "learning_rate": 1e-2}),

@@ -302,6 +302,21 @@ def test_recurrent_horizon_draws_the_indrnns_u_in_the_papers_range():
         dataclasses.replace(small, recurrent_horizon=0)
 
 
+def test_a_bidirectional_run_trains_evaluates_and_resumes(tmp_path):
+    """bidirectional=True gives a two-direction layer whose readout reads
+    both directions' outputs; eval and resume work on it."""
+    config = dataclasses.replace(SMALL, bidirectional=True, steps=20, num_layers=2)
+    result = runs.fit(config, tmp_path / "bi")
+    task, model = _train.build(config.resolved())[:2]
+    assert model.layer.num_directions == 2
+    assert model.head.w_ya.shape == (task.output_size, 2 * config.hidden_size)
+    assert runs.evaluate_run(tmp_path / "bi")["metrics"] == result["metrics"]
+    resumed = runs.fit(run_dir=tmp_path / "bi", resume=True, steps=30)
+    assert resumed["steps"] == 30
+    with pytest.raises(ValueError, match="bidirectional must be False for the chars"):
+        runs.RunConfig(task="chars", bidirectional=True)
+
+
 def test_verdicts_need_a_real_margin():
     task = _train.build(SMALL.resolved())[0]  # adding: MSE must halve
     base = {"predict_1": {"mse": 0.16}}
