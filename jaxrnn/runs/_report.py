@@ -10,7 +10,7 @@ from typing import Any, Callable, Sequence
 import jax
 
 from jaxrnn import io
-from jaxrnn.runs import _files, _train
+from jaxrnn.runs import _files, _result, _train
 from jaxrnn.runs._config import RunConfig
 from jaxrnn.runs._model import sample_text
 
@@ -42,7 +42,7 @@ def load_run(run_dir: str | os.PathLike):
 def evaluate_run(run_dir: str | os.PathLike) -> dict[str, Any]:
     """The metrics of a run's checkpoint on every split, beside the baselines."""
     config, task, model, step = load_run(run_dir)
-    result = _train.summarize(config, task, model, _train.make_evaluate(config, task))
+    result = _result.summarize(config, task, model, _train.make_evaluate(config, task))
     return result | {
         "steps": step,
         "checkpoint_step": step,
@@ -137,7 +137,7 @@ def _diverged(config: RunConfig, reason: str, run_dir) -> dict[str, Any]:
     nan = {name: math.nan for name in (task.metric, "loss")}
     metrics = {split: dict(nan) for split in task.splits}
     history = [] if run_dir is None else _files.read_metrics(run_dir)
-    result = _train.record(config, task, model, metrics, "diverged")
+    result = _result.record(config, task, model, metrics, "diverged")
     return result | {"reason": reason, "history": history}
 
 

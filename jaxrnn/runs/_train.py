@@ -14,7 +14,7 @@ import optax
 
 from jaxrnn import io
 from jaxrnn import train as _train
-from jaxrnn.runs import _files
+from jaxrnn.runs import _files, _result
 from jaxrnn.runs._config import RunConfig
 from jaxrnn.runs._model import Model, forward, init_model
 from jaxrnn.tasks import _registry
@@ -296,82 +296,17 @@ def fit(
                     },
                 )
                 last_good = step
-                _plot(run_dir, rows, task, config)
+                _result.plot(run_dir, rows, task, config)
         if progress is not None:
             shown = {"loss": row["loss"]}
             if task.metric in latest:
                 shown[f"valid_{task.metric}"] = latest[task.metric]
             progress(step, config.steps, shown)
     times = totals()
-    result = summarize(config, task, model, evaluate)
+    result = _result.summarize(config, task, model, evaluate)
     result |= {k: times[k] for k in ("compile_s", "train_s")} | {"run_dir": run_dir}
     result["skipped_steps"] = int(_train.skipped_steps(opt_state))
     if run_dir is not None:
         _files.write_json(run_dir, _files.RESULT, result)
     result["history"] = rows
     return result
-
-
-def _plot(run_dir: str, rows: list[dict], task, config: RunConfig) -> None:
-    title = f"{config.task}: {config.cell}, H={config.hidden_size}"
-    path = os.path.join(run_dir, _files.PLOT)
-    _files.plot_curves(path, {config.cell: rows}, task.metric, _baselines(task), title)
-
-
-def _baselines(task) -> dict[str, dict[str, float]]:
-    return task.baselines.get("valid", {})
-
-
-def verdict(task, metrics: dict[str, float], baselines: dict, count: int) -> str:
-    """Whether the model beats every baseline on the task's headline metric.
-
-    Lower-is-better metrics must be below the baseline times the task's
-    margin. An accuracy must be two standard errors of a binomial proportion
-    over `count` examples above the baseline's, so that a chance-level model
-    does not "beat" chance by luck.
-    """
-    name, value = task.metric, metrics.get(task.metric, math.nan)
-    if not math.isfinite(value):
-        return "diverged"
-    margin = task.info.get("margin", 1.0)
-    missed = []
-    for baseline, values in baselines.items():
-        if name not in values:
-            continue
-        ref = values[name]
-        if task.lower:
-            ok = value < ref * margin
-        else:
-            ok = value > ref + 2 * math.sqrt(ref * (1 - ref) / max(count, 1))
-        if not ok:
-            missed.append(baseline)
-    if missed:
-        return "does not beat " + ", ".join(missed)
-    return "beats " + ", ".join(b for b, v in baselines.items() if name in v)
-
-
-def record(config: RunConfig, task, model: Model, metrics: dict, verdict: str) -> dict:
-    """A run's result: what was trained, its metrics, the baselines, the verdict."""
-    return {
-        "task": config.task,
-        "cell": config.cell,
-        "description": task.description,
-        "metric": task.metric,
-        "lower_is_better": task.lower,
-        "split": "test" if "test" in task.splits else "valid",
-        "metrics": metrics,
-        "baselines": task.baselines,
-        "verdict": verdict,
-        "steps": config.steps,
-        "params": sum(x.size for x in jax.tree.leaves(model)),
-        "config": config.to_dict(),
-    }
-
-
-def summarize(config: RunConfig, task, model: Model, evaluate: Callable) -> dict:
-    """Metrics on every split, the baselines, and the verdict on the last split."""
-    metrics = {split: evaluate(model, split) for split in task.splits}
-    final = "test" if "test" in metrics else "valid"
-    count = task.splits[final].xs.shape[0]
-    judged = verdict(task, metrics[final], task.baselines[final], count)
-    return record(config, task, model, metrics, judged)

@@ -13,7 +13,7 @@ import pytest
 
 from jaxrnn import io, runs
 from jaxrnn.cells import _registry as _cells
-from jaxrnn.runs import _files, _train
+from jaxrnn.runs import _files, _result, _train
 
 pytestmark = pytest.mark.usefixtures("standard_promotion")
 
@@ -320,14 +320,14 @@ def test_a_bidirectional_run_trains_evaluates_and_resumes(tmp_path):
 def test_verdicts_need_a_real_margin():
     task = _train.build(SMALL.resolved())[0]  # adding: MSE must halve
     base = {"predict_1": {"mse": 0.16}}
-    assert _train.verdict(task, {"mse": 0.09}, base, 1000).startswith("does not")
-    assert _train.verdict(task, {"mse": 0.07}, base, 1000) == "beats predict_1"
-    assert _train.verdict(task, {"mse": float("nan")}, base, 1000) == "diverged"
+    assert _result.verdict(task, {"mse": 0.09}, base, 1000).startswith("does not")
+    assert _result.verdict(task, {"mse": 0.07}, base, 1000) == "beats predict_1"
+    assert _result.verdict(task, {"mse": float("nan")}, base, 1000) == "diverged"
     # An accuracy must clear chance by two binomial standard errors.
     digits = task._replace(metric="accuracy", lower=False, info={})
     chance = {"uniform": {"accuracy": 0.1}}
-    assert _train.verdict(digits, {"accuracy": 0.122}, chance, 360).startswith("does")
-    assert _train.verdict(digits, {"accuracy": 0.2}, chance, 360) == "beats uniform"
+    assert _result.verdict(digits, {"accuracy": 0.122}, chance, 360).startswith("does")
+    assert _result.verdict(digits, {"accuracy": 0.2}, chance, 360) == "beats uniform"
 
 
 def test_plots_leave_the_matplotlib_backend_alone(tmp_path):
