@@ -7,7 +7,8 @@
 #   bash docs/reproduce.sh adding-100 chars                         # some of them
 #
 # Run directories go to $RUNS (default: a new temporary folder). Run it on an
-# otherwise idle machine: the times are part of the results.
+# otherwise idle machine: the times are part of the results. Every command
+# scores its runs' last checkpoint (--keep last), as the results were measured.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-$(mktemp -d)}
@@ -55,11 +56,11 @@ names=("$@")
 
 for name in "${names[@]}"; do
   cmd=${CMD[$name]:?unknown result $name}
-  echo "== $name: $cmd --out $RUNS/$name"
+  echo "== $name: $cmd --out $RUNS/$name --keep last"
   start=$(date +%s)
   {
-    echo "\$ $cmd"
-    $cmd --out "$RUNS/$name" --quiet
+    echo "\$ $cmd --keep last"
+    $cmd --out "$RUNS/$name" --quiet --keep last
   } > "$OUT/$name.txt"
   seconds=$(( $(date +%s) - start ))
   echo "wall time: ${seconds} s ($(date -u +%Y-%m-%d), $(nproc) CPUs, $(python -c 'import jax; print("jax", jax.__version__)'))" >> "$OUT/$name.txt"

@@ -75,9 +75,12 @@ def cmd_train(args: argparse.Namespace) -> int:
             if _files.have_matplotlib()
             else "no loss.png: pip install 'jaxrnn[plot]'"
         )
+        kept, steps = result["kept"], result["steps"]
+        early = f"; it stopped early at step {steps}" if result["stopped_early"] else ""
+        print(f"\nkept the {kept['keep']} checkpoint, of step {kept['step']}{early}")
         print(
-            f"\nrun directory: {run_dir} (config.json, metrics.jsonl, "
-            f"checkpoint.npz, result.json, {plotted})"
+            f"run directory: {run_dir} (config.json, metrics.jsonl, "
+            f"checkpoint.npz, best.npz, result.json, {plotted})"
         )
     return 0
 
@@ -87,8 +90,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result))
     else:
+        kept = result["kept"]
         print(
-            f"{result['description']} (checkpoint of step {result['checkpoint_step']})"
+            f"{result['description']} (the {kept['keep']} checkpoint, of step "
+            f"{kept['step']})"
         )
         _print_result(result)
     return 0

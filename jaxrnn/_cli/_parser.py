@@ -95,6 +95,7 @@ def _run_flags(p: argparse.ArgumentParser, cells_nargs: str | None) -> None:
         ("--eval-size", pos_int, "validation/test sequences of generated tasks"),
         ("--chunk", pos_int, "the most steps per compiled call"),
         ("--max-bad-steps", pos_int, "consecutive non-finite steps that stop a run"),
+        ("--patience", pos_int, "validations without improvement that stop a run"),
     ]
     for flag, kind, text in flags:
         name = flag[2:].replace("-", "_")
@@ -103,6 +104,7 @@ def _run_flags(p: argparse.ArgumentParser, cells_nargs: str | None) -> None:
     for flag, choices, text in (
         ("--activation", _config.ACTIVATIONS, "g1 of the cells that take one"),
         ("--impl", _config.IMPLS, "apply_layer's impl"),
+        ("--keep", _config.KEEPS, "the checkpoint eval and the result use"),
         ("--matmul-dtype", _config.MATMUL_DTYPES, "the layer's matmul inputs"),
         ("--optimizer", _config.OPTIMIZERS, "the optax optimizer"),
         (

@@ -16,6 +16,7 @@ ACTIVATIONS = ("tanh", "relu", "sigmoid")
 IMPLS = _impls.IMPLS  # apply_layer's
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 SCHEDULES = ("constant", "cosine")
+KEEPS = ("best", "last")  # which checkpoint a run's result uses
 MATMUL_DTYPES = ("float32", "bfloat16")  # the layer's matmul inputs
 TASKS = tuple(_registry.TASKS)
 
@@ -75,6 +76,11 @@ class RunConfig:
             length.
         max_bad_steps: consecutive non-finite steps (each skipped) that stop
             the run.
+        keep: the checkpoint that the result, `eval` and `generate` use:
+            "best", the one with the best validation metric (best.npz), or
+            "last". The last one is written either way: resume continues it.
+        patience: validations in a row without a better validation metric
+            after which training stops early, or None to train every step.
         impl: `apply_layer`'s implementation.
         matmul_dtype: the layer's mixed-precision policy: "bfloat16" rounds
             its matmuls' inputs to bfloat16 (params, carries and the gate
@@ -107,6 +113,8 @@ class RunConfig:
     eval_size: int = 1000
     chunk: int = 50
     max_bad_steps: int = 20
+    keep: str = "best"
+    patience: int | None = None
     impl: str = "auto"
     matmul_dtype: str = "float32"
 
@@ -121,6 +129,7 @@ class RunConfig:
             ("impl", IMPLS),
             ("optimizer", OPTIMIZERS),
             ("schedule", SCHEDULES),
+            ("keep", KEEPS),
             ("matmul_dtype", MATMUL_DTYPES),
         ):
             if name == "activation" and self.activation is None:
@@ -138,6 +147,7 @@ class RunConfig:
             "steps",
             "eval_every",
             "recurrent_horizon",
+            "patience",
         ):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):

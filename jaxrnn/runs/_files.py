@@ -3,7 +3,9 @@
     RUN_DIR/config.json     the resolved RunConfig, the task, versions, date
     RUN_DIR/metrics.jsonl   one line per chunk (train) and per validation
     RUN_DIR/checkpoint.npz  model and optimizer state (`jaxrnn.io`: no
-                            pickle, SHA-256 per array, atomic replace)
+                            pickle, SHA-256 per array, atomic replace),
+                            at the last validation: what resume reads
+    RUN_DIR/best.npz        the model at the best validation (keep="best")
     RUN_DIR/result.json     the final evaluation
     RUN_DIR/loss.png        the loss curves (needs matplotlib: jaxrnn[plot])
 
@@ -29,10 +31,11 @@ import optax
 from jaxrnn._version import __version__
 from jaxrnn.io._files import TEMPORARY_PREFIX, write_atomically
 
-CONFIG, METRICS, CHECKPOINT, RESULT, PLOT = (
+CONFIG, METRICS, CHECKPOINT, BEST, RESULT, PLOT = (
     "config.json",
     "metrics.jsonl",
     "checkpoint.npz",
+    "best.npz",
     "result.json",
     "loss.png",
 )

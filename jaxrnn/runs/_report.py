@@ -15,8 +15,16 @@ from jaxrnn.runs._config import RunConfig
 from jaxrnn.runs._model import sample_text
 
 
+def kept(run_dir: str, config: RunConfig) -> str:
+    """Which checkpoint a run keeps: "best" where `config.keep` says so and
+    best.npz is there (a run from before it keeps its last), else "last"."""
+    best = os.path.exists(os.path.join(run_dir, _files.BEST))
+    return "best" if config.keep == "best" and best else "last"
+
+
 def load_run(run_dir: str | os.PathLike):
-    """(config, task, model, step) of the checkpoint in a run directory.
+    """(config, task, model, step) of the checkpoint that a run keeps
+    (`RunConfig.keep`: the best validation's, or the last).
 
     Raises:
         RunError: no run there, or a missing, corrupt, truncated or
@@ -31,8 +39,11 @@ def load_run(run_dir: str | os.PathLike):
             f"{run_dir!r} has no checkpoint yet ({_files.CHECKPOINT}); one is written "
             f"at every validation (every {config.eval_every} steps)."
         )
+    like = {"model": model, "opt_state": opt_state}
+    if kept(run_dir, config) == "best":
+        path, like = os.path.join(run_dir, _files.BEST), {"model": model}
     try:
-        saved = io.load(path, {"model": model, "opt_state": opt_state})
+        saved = io.load(path, like)
         step = int(io.load_metadata(path)["step"])
     except (ValueError, KeyError, TypeError) as error:
         raise _files.RunError(f"cannot use the checkpoint {path!r}: {error}") from None
@@ -40,12 +51,15 @@ def load_run(run_dir: str | os.PathLike):
 
 
 def evaluate_run(run_dir: str | os.PathLike) -> dict[str, Any]:
-    """The metrics of a run's checkpoint on every split, beside the baselines."""
+    """The metrics of the checkpoint a run keeps on every split, beside the
+    baselines; "kept" says which ({"keep": "best" or "last", "step": its
+    step}), as in `fit`'s result."""
     config, task, model, step = load_run(run_dir)
     result = _result.summarize(config, task, model, _train.make_evaluate(config, task))
     return result | {
         "steps": step,
         "checkpoint_step": step,
+        "kept": {"keep": kept(os.fspath(run_dir), config), "step": step},
         "run_dir": os.fspath(run_dir),
     }
 

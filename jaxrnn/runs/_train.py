@@ -93,9 +93,10 @@ def _before_first_checkpoint(run_dir: str, checkpoint: str, config: RunConfig) -
 
 
 def _check_resume(
-    run_dir: str, step: int, steps: int | None, config: RunConfig
+    run_dir: str, step: int, steps: int | None, config: RunConfig, stopped: bool = False
 ) -> None:
-    """Refuse, before any file changes, a resume that would train nothing."""
+    """Refuse, before any file changes, a resume that would train nothing
+    (`stopped`: the run stopped early, for want of a better validation)."""
     if steps is not None and steps <= step:
         raise _files.RunError(
             f"the run in {run_dir!r} is already at step {step}; steps={steps} would "
@@ -103,10 +104,11 @@ def _check_resume(
             f"(`jaxrnn eval {run_dir}` reports its metrics). No file was changed."
         )
     done = os.path.exists(os.path.join(run_dir, _files.RESULT))
-    if steps is None and step >= config.steps and done:
+    if steps is None and (step >= config.steps or stopped) and done:
+        early = " (it stopped early: no better validation)" if stopped else ""
         raise _files.RunError(
-            f"the run in {run_dir!r} is complete at step {step}. Give more steps "
-            "to train it longer (`jaxrnn train --resume DIR --steps N`). No file "
+            f"the run in {run_dir!r} is complete at step {step}{early}. Give more "
+            "steps to train it longer (`jaxrnn train --resume DIR --steps N`). No file "
             "was changed."
         )
 
@@ -132,15 +134,18 @@ def fit(
             writes cut short left behind. Batches are a function of the seed
             and the step, so a resumed run follows exactly the steps that an
             uninterrupted one would.
-        steps: with resume, a new total number of steps (to train longer).
+        steps: with resume, a new total number of steps (to train longer;
+            a run that stopped early gets `patience` validations more).
         progress: called as `progress(step, steps, metrics)` after each
             chunk, with the step reached (a resumed run's first call is past
             its checkpoint's step), the total and {"loss": the chunk's mean
             training loss} plus the latest validation metric.
 
     Returns:
-        The result: the config, the metrics on every split, the baselines,
-        the verdict, times and parameter count (also written to result.json).
+        The result: the config, the metrics on every split of the kept
+        checkpoint (`config.keep`: the best validation's, or the last),
+        "kept" (which, and its step), the steps trained, the baselines, the
+        verdict, times and parameter count (also written to result.json).
 
     Raises:
         RunError: an unusable run directory or checkpoint, or a bad resume
@@ -163,6 +168,11 @@ def fit(
     task, model, optimizer, opt_state = build(config)
     step, rows = 0, []
     checkpoint = None if run_dir is None else os.path.join(run_dir, _files.CHECKPOINT)
+    best_path = None if run_dir is None else os.path.join(run_dir, _files.BEST)
+    watch, best_model = (
+        _train.keep_best(lower=task.lower, patience=config.patience),
+        None,
+    )
     clock = {"time_s": 0.0, "train_s": 0.0, "compile_s": 0.0}  # totals so far
     if resume and _before_first_checkpoint(run_dir, checkpoint, config):
         # Stopped before its first checkpoint: it starts again from step 0.
@@ -174,12 +184,15 @@ def fit(
             saved = io.load(checkpoint, {"model": model, "opt_state": opt_state})
             metadata = io.load_metadata(checkpoint)
             step = int(metadata["step"])
+            watch = _train.KeepBest(**metadata.get("watch", watch._asdict()))
         except (ValueError, KeyError, TypeError) as error:
             raise _files.RunError(
                 f"cannot resume from {checkpoint!r}: {error}. The run directory was "
                 "left as it is."
             ) from None
-        _check_resume(run_dir, step, steps, config)
+        _check_resume(run_dir, step, steps, config, watch.stop)
+        if steps is not None:  # trained longer: patience starts again
+            watch = watch._replace(waited=0)
         _files.remove_leftovers(run_dir)
         clock |= {k: float(v) for k, v in metadata.get("clock", {}).items()}
         model, opt_state = saved["model"], saved["opt_state"]
@@ -280,11 +293,16 @@ def fit(
         _files.append_metrics(run_dir, [row])
         if step % config.eval_every == 0 or step == config.steps:
             latest = evaluate(model, "valid")
+            watch = watch.update(step, latest.get(task.metric, math.nan))
+            improved = config.keep == "best" and watch.step == step
+            best_model = model if improved else best_model
             valid_row = {"step": step, "split": "valid", **latest}
             rows.append(valid_row)
             _files.append_metrics(run_dir, [valid_row])
             leaves = jax.tree.leaves(model)
             if checkpoint and all(bool(jnp.all(jnp.isfinite(x))) for x in leaves):
+                if improved:  # before the checkpoint whose watch names it
+                    io.save(best_path, {"model": model}, metadata={"step": step})
                 io.save(
                     checkpoint,
                     {"model": model, "opt_state": opt_state},
@@ -293,6 +311,7 @@ def fit(
                         "valid": latest,
                         "config": config.to_dict(),
                         "clock": totals(),
+                        "watch": watch._asdict(),
                     },
                 )
                 last_good = step
@@ -302,8 +321,18 @@ def fit(
             if task.metric in latest:
                 shown[f"valid_{task.metric}"] = latest[task.metric]
             progress(step, config.steps, shown)
+        if watch.stop:
+            break
     times = totals()
+    kept = {"keep": "last", "step": step}
+    if config.keep == "best" and watch.step is not None:
+        if best_model is None and best_path and os.path.exists(best_path):
+            best_model = io.load(best_path, {"model": model})["model"]
+        if best_model is not None:  # a run from before best.npz keeps the last
+            kept = {"keep": "best", "step": watch.step, "valid": watch.best}
+            model = best_model
     result = _result.summarize(config, task, model, evaluate)
+    result |= {"kept": kept, "steps": step, "stopped_early": step < config.steps}
     result |= {k: times[k] for k in ("compile_s", "train_s")} | {"run_dir": run_dir}
     result["skipped_steps"] = int(_train.skipped_steps(opt_state))
     if run_dir is not None:

@@ -1,5 +1,7 @@
 """Training: masked losses, BPTT train steps with clipping, truncated BPTT."""
 
+from jaxrnn.train._best import KeepBest as KeepBest
+from jaxrnn.train._best import keep_best as keep_best
 from jaxrnn.train._bptt import BPTTGrads as BPTTGrads
 from jaxrnn.train._bptt import make_tbptt_step as make_tbptt_step
 from jaxrnn.train._bptt import rnn_bptt as rnn_bptt
@@ -13,8 +15,10 @@ from jaxrnn.train._step import skipped_steps as skipped_steps
 
 __all__ = [
     "BPTTGrads",
+    "KeepBest",
     "cross_entropy_loss",
     "global_norm",
+    "keep_best",
     "make_data_parallel",
     "make_optimizer",
     "make_tbptt_step",

@@ -28,6 +28,7 @@ def test_train_resume_eval_round_trip(capsys, tmp_path):
     assert status == 0
     assert "test mse" in stdout and "predict_1" in stdout and str(out) in stdout
     assert "20/20" in stderr and "valid_mse=" in stderr  # the progress bar
+    assert "kept the best checkpoint, of step" in stdout
     status, stdout, _ = run(capsys, f"train --resume {out} --steps 30 --json --quiet")
     assert status == 0
     resumed = json.loads(stdout)
@@ -36,9 +37,10 @@ def test_train_resume_eval_round_trip(capsys, tmp_path):
     assert status == 0
     evaluated = json.loads(stdout)
     assert evaluated["metrics"] == resumed["metrics"]
-    assert evaluated["checkpoint_step"] == 30
+    best = resumed["kept"]["step"]  # the best of the validations at 10, 20, 30
+    assert evaluated["kept"] == {"keep": "best", "step": best} and best in (10, 20, 30)
     status, stdout, _ = run(capsys, f"eval {out}")
-    assert "checkpoint of step 30" in stdout and "verdict" in stdout
+    assert f"the best checkpoint, of step {best})" in stdout and "verdict" in stdout
 
 
 def test_resume_takes_no_other_run_flags(capsys, tmp_path):

@@ -95,7 +95,8 @@ def test_resume_continues_exactly_where_the_run_stopped(trained, tmp_path):
 def test_evaluate_run_matches_the_result_of_training(trained):
     folder, result = trained
     again = runs.evaluate_run(folder)
-    assert again["metrics"] == result["metrics"] and again["checkpoint_step"] == 40
+    assert again["metrics"] == result["metrics"]
+    assert again["checkpoint_step"] == again["kept"]["step"] == result["kept"]["step"]
 
 
 def test_a_new_run_refuses_a_folder_that_holds_one(run_copy):
@@ -114,19 +115,23 @@ def test_an_unwritable_run_directory_is_refused(tmp_path):
 
 @pytest.mark.parametrize("damage", ["flip", "truncate", "mismatch", "delete"])
 def test_a_bad_checkpoint_is_refused_and_nothing_changes(run_copy, damage):
-    path = run_copy / "checkpoint.npz"
-    raw = path.read_bytes()
-    if damage == "flip":
-        path.write_bytes(raw[:-200] + bytes([raw[-200] ^ 0xFF]) + raw[-199:])
-    elif damage == "truncate":
-        path.write_bytes(raw[: len(raw) // 2])
-    elif damage == "mismatch":  # a checkpoint of another architecture
-        _, model, _, opt_state = _train.build(
-            dataclasses.replace(SMALL, hidden_size=9).resolved()
-        )
-        io.save(path, {"model": model, "opt_state": opt_state}, metadata={"step": 40})
-    else:
-        path.unlink()
+    # The same damage to the last checkpoint (resume's) and the best (eval's).
+    for path in (run_copy / "checkpoint.npz", run_copy / "best.npz"):
+        raw = path.read_bytes()
+        if damage == "flip":
+            path.write_bytes(raw[:-200] + bytes([raw[-200] ^ 0xFF]) + raw[-199:])
+        elif damage == "truncate":
+            path.write_bytes(raw[: len(raw) // 2])
+        elif damage == "mismatch":  # a checkpoint of another architecture
+            _, model, _, opt_state = _train.build(
+                dataclasses.replace(SMALL, hidden_size=9).resolved()
+            )
+            tree = {"model": model, "opt_state": opt_state}
+            if path.name == "best.npz":
+                tree = {"model": model}
+            io.save(path, tree, metadata={"step": 40})
+        elif path.name == "checkpoint.npz":
+            path.unlink()
     before = _files_of(run_copy)
     message = "no checkpoint yet" if damage == "delete" else "checkpoint"
     with pytest.raises(runs.RunError, match=message):
