@@ -12,15 +12,17 @@ import jax
 import optax
 
 import jaxrnn
-from jaxrnn import runs
+from jaxrnn import runs, tasks
 from jaxrnn.fast import _cpu
-from jaxrnn.runs import _files, _report
+from jaxrnn.runs import _files, _report, _train
 from jaxrnn.runs._progress import Progress
 
 
 def _config_of(args: argparse.Namespace, **fixed) -> runs.RunConfig:
     names = {f.name for f in dataclasses.fields(runs.RunConfig)}
     given = {k: v for k, v in vars(args).items() if k in names}
+    if "data" in given and "task" not in given:  # series or text by the ending
+        given["task"] = tasks.kind_of(given["data"])
     return runs.RunConfig(**(given | fixed))
 
 
@@ -55,8 +57,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"runs/{config.task}-{config.cell}-%Y%m%d-%H%M%S"
         )
         label = config.cell
-    if config is not None:
-        _files.refuse_a_run(run_dir)  # before anything is printed
+    if config is not None:  # before anything is printed:
+        _files.refuse_a_run(run_dir)  # a used folder,
+        _train.task_of(config.resolved())  # a task or file that cannot be read
     if not args.json and config is not None:
         print(f"{config.task}: training {config.cell}; the run is written to {run_dir}")
     result = runs.fit(

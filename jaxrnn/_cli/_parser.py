@@ -57,6 +57,18 @@ def _run_flags(p: argparse.ArgumentParser, cells_nargs: str | None) -> None:
     p.add_argument(
         "--task", choices=_config.TASKS, default=S, help=f"the task ({_TASK})"
     )
+    p.add_argument(
+        "--data",
+        default=S,
+        metavar="FILE",
+        help="your own data: a series (.csv, .npy) or a text (.txt), whose "
+        "ending gives the task unless --task does (none)",
+    )
+    p.add_argument(
+        "--column",
+        default=S,
+        help="the series' column: a CSV header name, or an index (none)",
+    )
     if cells_nargs:
         p.add_argument(
             "--cell",

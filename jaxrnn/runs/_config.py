@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import math
+import os
 from typing import Any
 
 from jaxrnn.cells import _registry as _cells
@@ -27,7 +28,13 @@ class RunConfig:
 
     Attributes:
         task: "adding", "copy", "digits", "sine", "sunspots", "nile", "co2"
-            or "chars" (see `jaxrnn.tasks.make_task`).
+            or "chars" (see `jaxrnn.tasks.make_task`); or, with `data`,
+            "series" or "text".
+        data: your own file for the series and text tasks: a CSV or .npy
+            series (forecast like the real series) or a text (a character
+            model); kept as an absolute path, which eval and generate read.
+        column: the series' column (a CSV header name, or an index); None
+            where the file has one.
         cell: "rnn", "lstm", "gru" or a variant (`jaxrnn.init_layer`).
         hidden_size: H (64; 32 for sunspots, 16 for nile, 256 for chars).
         num_layers: stacked layers.
@@ -88,6 +95,8 @@ class RunConfig:
     """
 
     task: str = "adding"
+    data: str | None = None
+    column: str | None = None
     cell: str = "lstm"
     hidden_size: int | None = None
     num_layers: int = 1
@@ -181,6 +190,15 @@ class RunConfig:
                 isinstance(value, (int, float)) and math.isfinite(value)
             ):
                 fail(name, "a finite number or None", value)
+        if (self.data is not None) != (self.task in _registry.OWN_DATA):
+            fail(
+                "data",
+                f"a file with task {' or '.join(map(repr, _registry.OWN_DATA))}, "
+                f"and None with the others (the task is {self.task!r})",
+                self.data,
+            )
+        if self.column is not None and self.task != "series":
+            fail("column", "None but for the series task", self.column)
         if self.task == "adding" and self.seq_len is not None and self.seq_len < 2:
             fail("seq_len", "at least 2 for the adding problem", self.seq_len)
 
@@ -200,6 +218,8 @@ class RunConfig:
                 changes[field.name] = defaults[field.name]
         if self.task == "digits":  # 8 rows, then the blank steps
             changes["seq_len"] = 8 + self.blanks
+        if self.data is not None:  # where eval and generate find it again
+            changes["data"] = os.path.abspath(self.data)
         config = dataclasses.replace(self, **changes)
         return dataclasses.replace(
             config, eval_every=min(config.eval_every, config.steps)
@@ -217,11 +237,17 @@ class RunConfig:
         return cls(**data)
 
 
+def example(task: str) -> RunConfig:
+    """The default config of `task` (with a placeholder file for the tasks
+    that read one)."""
+    return RunConfig(task=task, data="FILE" if task in _registry.OWN_DATA else None)
+
+
 def shown_default(name: str) -> str:
     """A RunConfig field's default as `--help` shows it: the value most tasks
     resolve it to, then each task that differs ("200; chars 250"). It is read
     from RunConfig and the task table, so the help cannot drift from them."""
-    values = {task: getattr(RunConfig(task=task).resolved(), name) for task in TASKS}
+    values = {task: getattr(example(task).resolved(), name) for task in TASKS}
     common = collections.Counter(values.values()).most_common(1)[0][0]
     text = "none" if common is None else str(common)
     others = [f"{task} {value}" for task, value in values.items() if value != common]

@@ -26,15 +26,22 @@ class Diverged(_files.RunError):
     """Training stopped on non-finite losses; the last good checkpoint is kept."""
 
 
-def build(config: RunConfig):
-    """(task, model, optimizer, opt_state) for a resolved config, from its seed."""
-    task = _registry.make_task(
+def task_of(config: RunConfig) -> _registry.Task:
+    """The task of a resolved config (reading its data, if any)."""
+    return _registry.make_task(
         config.task,
         seq_len=config.seq_len,
         horizon=config.horizon,
         blanks=config.blanks,
         eval_size=config.eval_size,
+        data=config.data,
+        column=config.column,
     )
+
+
+def build(config: RunConfig):
+    """(task, model, optimizer, opt_state) for a resolved config, from its seed."""
+    task = task_of(config)
     model = init_model(jax.random.key(config.seed), config, task)
     learning_rate = config.learning_rate
     if config.schedule == "cosine":

@@ -1,6 +1,7 @@
 """Sequence tasks: batches generated deterministically from a PRNG key, and
 real data read offline (a Shakespeare slice shipped here; series and digits
-from the files of the optional extra `jaxrnn[data]`)."""
+from the files of the optional extra `jaxrnn[data]`), and your own files
+(a series from a CSV column or a .npy array, or a text)."""
 
 from jaxrnn.tasks._datasets import SERIES as SERIES
 from jaxrnn.tasks._datasets import MissingExtraError as MissingExtraError
@@ -13,6 +14,9 @@ from jaxrnn.tasks._forecast import Scaler as Scaler
 from jaxrnn.tasks._forecast import Windows as Windows
 from jaxrnn.tasks._forecast import baselines as forecast_baselines
 from jaxrnn.tasks._forecast import split_series as split_series
+from jaxrnn.tasks._own import kind_of as kind_of
+from jaxrnn.tasks._own import read_series as read_series
+from jaxrnn.tasks._own import read_text as read_text
 from jaxrnn.tasks._registry import TASKS as TASKS
 from jaxrnn.tasks._registry import Task as Task
 from jaxrnn.tasks._registry import make_task as make_task
@@ -42,6 +46,7 @@ __all__ = [
     "char_windows",
     "copy_baseline_loss",
     "forecast_baselines",
+    "kind_of",
     "load_digits",
     "load_series",
     "load_shakespeare",
@@ -50,6 +55,8 @@ __all__ = [
     "make_copy_batch",
     "make_sine_series",
     "make_task",
+    "read_series",
+    "read_text",
     "split_series",
     "split_text",
 ]

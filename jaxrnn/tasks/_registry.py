@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxrnn.tasks import _datasets, _forecast, _synthetic, _text
+from jaxrnn.tasks import _datasets, _forecast, _own, _synthetic, _text
 from jaxrnn.tasks._synthetic import Batch
 
 
@@ -189,14 +189,21 @@ def _digits(blanks: int, **_) -> Task:
     )
 
 
-def _forecast_task(name: str, seq_len: int, horizon: int, **_) -> Task:
+def _forecast_task(name: str, seq_len: int, horizon: int, **kw) -> Task:
     if name == "sine":
         values = np.asarray(_synthetic.make_sine_series(jax.random.key(0), 3000))
         period, text = None, "a noisy mix of periods 16 and 50 (generated)"
+    elif name == "series":  # the user's file
+        path, column = _data(kw), kw.get("column")
+        values, period = _own.read_series(path, column), None
+        text = f"{path}" + ("" if column is None else f", column {column}")
     else:
         series = _datasets.load_series(name)
         values, period, text = series.values, series.period, series.description
-    data = _forecast.split_series(values, seq_len, horizon, period=period)
+    try:
+        data = _forecast.split_series(values, seq_len, horizon, period=period)
+    except ValueError as error:
+        raise ValueError(f"{text}: {error}") from None
     scaler = data.scaler
 
     def arrays(part: _forecast.Windows) -> Batch:
@@ -216,10 +223,11 @@ def _forecast_task(name: str, seq_len: int, horizon: int, **_) -> Task:
         }
 
     baselines = {split: _forecast.baselines(data, split) for split in ("valid", "test")}
+    beat = "last-value, seasonal-naive and" if period else "last-value and"
     return Task(
         name,
         f"{text}: forecast the next {horizon} from the last {seq_len}; beat the "
-        "last-value, seasonal-naive and linear AR baselines",
+        f"{beat} linear AR baselines",
         1,
         horizon,
         False,
@@ -240,10 +248,26 @@ def _forecast_task(name: str, seq_len: int, horizon: int, **_) -> Task:
     )
 
 
-def _chars(seq_len: int, **_) -> Task:
-    text = _datasets.load_shakespeare()
+def _data(kw: dict) -> str:
+    if not kw.get("data"):
+        raise ValueError("make_task: the series and text tasks read data=FILE.")
+    return kw["data"]
+
+
+def _chars(seq_len: int, name: str = "chars", **kw) -> Task:
+    if name == "text":  # the user's file
+        path = _data(kw)
+        text, what = _own.read_text(path), path
+    else:
+        text, what = _datasets.load_shakespeare(), "Shakespeare"
     vocab = _text.Vocab.from_text(text)
     train, valid = _text.split_text(vocab.encode(text))
+    if min(len(train), len(valid)) <= seq_len:
+        raise ValueError(
+            f"{what}: its {len(text)} characters are too few for a training "
+            f"and a validation window of {seq_len} (the last tenth validates): "
+            f"expected at least {10 * (seq_len + 1)}; use a smaller --seq-len."
+        )
     train_ids = jnp.asarray(train)
 
     def per_example(outputs, batch):
@@ -256,8 +280,8 @@ def _chars(seq_len: int, **_) -> Task:
         }
     }
     return Task(
-        "chars",
-        f"next character of Shakespeare ({len(train)} train, {len(valid)} "
+        name,
+        f"next character of {what} ({len(train)} train, {len(valid)} "
         f"validation characters, vocabulary {vocab.size}), in nats per character",
         vocab.size,
         vocab.size,
@@ -275,7 +299,9 @@ def _chars(seq_len: int, **_) -> Task:
 
 # The tasks whose target at each step is the next input (language models):
 # a bidirectional layer's backward direction would read it.
-NEXT_STEP = frozenset({"chars"})
+NEXT_STEP = frozenset({"chars", "text"})
+# The tasks that read the user's file (make_task's data=).
+OWN_DATA = ("series", "text")
 
 # name: (builder, the defaults of the run's config for this task)
 TASKS: dict[str, tuple[Callable[..., Task], dict[str, Any]]] = {
@@ -308,6 +334,14 @@ TASKS: dict[str, tuple[Callable[..., Task], dict[str, Any]]] = {
             "eval_every": 250,
         },
     ),
+    "series": (
+        lambda **kw: _forecast_task("series", **kw),
+        {"seq_len": 20, "steps": 600, "learning_rate": 3e-3},
+    ),
+    "text": (
+        lambda **kw: _chars(name="text", **kw),
+        {"seq_len": 64, "steps": 2000, "learning_rate": 2e-3, "eval_every": 250},
+    ),
 }
 
 
@@ -318,8 +352,12 @@ def make_task(
     horizon: int = 1,
     blanks: int = 0,
     eval_size: int = 1000,
+    data: str | None = None,
+    column: Any = None,
 ) -> Task:
-    """Build a task by name: adding, copy, digits, sine, sunspots, nile, co2, chars.
+    """Build a task by name: adding, copy, digits, sine, sunspots, nile, co2,
+    chars; or your own file: series (a CSV column or a .npy array, forecast
+    like the real series) and text (a character model, like chars).
 
     Args:
         name: the task.
@@ -330,6 +368,10 @@ def make_task(
         blanks: blank steps appended to each digit.
         eval_size: sequences in the validation and test sets of the
             generated tasks (adding, copy).
+        data: the file of the series and text tasks (`read_series`,
+            `read_text`).
+        column: the series' column in a CSV (a header name or an index) or
+            a two-dimensional .npy (an index); None where there is one.
 
     Raises:
         ValueError: an unknown task, or sizes the task cannot take.
@@ -343,5 +385,13 @@ def make_task(
         raise ValueError(
             f"make_task: the adding problem needs seq_len >= 2, got {seq_len}."
         )
+    if (data is not None) != (name in OWN_DATA):
+        raise ValueError(
+            f"make_task: data=FILE goes with the {' and '.join(OWN_DATA)} tasks "
+            f"(and they need one), got data={data!r} with name={name!r}."
+        )
     builder, _ = TASKS[name]
-    return builder(seq_len=seq_len, horizon=horizon, blanks=blanks, eval_size=eval_size)
+    own = {} if data is None else {"data": data, "column": column}
+    return builder(
+        seq_len=seq_len, horizon=horizon, blanks=blanks, eval_size=eval_size, **own
+    )

@@ -4,6 +4,7 @@ answered with a message and a non-zero status, never a traceback."""
 import importlib.util
 import json
 
+import numpy as np
 import pytest
 
 from jaxrnn._cli import main
@@ -181,13 +182,15 @@ def test_help_shows_every_task_default(capsys):
             "forget_bias",
             "update_bias",
             "activation",
+            "data",  # your own file: no task's default
+            "column",
         ) or not hasattr(runs.RunConfig, name):
             continue
         help_text = " ".join(action.help.split())
         shown = help_text[help_text.rindex("(") + 1 : -1]
         common = shown.split(";")[0]
         for task in _config.TASKS:
-            value = getattr(runs.RunConfig(task=task).resolved(), name)
+            value = getattr(_config.example(task).resolved(), name)
             value = "none" if value is None else str(value)
             assert value == common or f"{task} {value}" in shown, (name, task)
         checked += 1
@@ -210,3 +213,37 @@ def test_a_closed_pipe_ends_quietly():
     _, stderr = child.communicate(timeout=120)
     assert b"Traceback" not in stderr and b"BrokenPipe" not in stderr
     assert child.returncode == 141
+
+
+def test_your_own_series_and_text_from_the_command_line(capsys, tmp_path, monkeypatch):
+    """--data FILE makes a series or a text task by the file's ending; eval
+    and generate read the file again from anywhere; a bad file exits 2 with
+    its name and line, before anything is printed or written."""
+    values = 10 + np.sin(np.arange(300) / 4.0)
+    csv = tmp_path / "load.csv"
+    csv.write_text("t,load\n" + "".join(f"{i},{v}\n" for i, v in enumerate(values)))
+    text = tmp_path / "poem.txt"
+    text.write_text("to be or not to be, that is the question. " * 40)
+    out = tmp_path / "runs"
+    flags = "--steps 20 --eval-every 10 --hidden-size 8 --quiet"
+    status, stdout, _ = run(
+        capsys, f"train --data {csv} --column load {flags} --out {out}/s"
+    )
+    assert status == 0 and "series: training lstm" in stdout and "linear_ar" in stdout
+    monkeypatch.chdir(tmp_path.parent)  # the run keeps the file's absolute path
+    status, stdout, _ = run(capsys, f"eval {out}/s --json")
+    assert status == 0 and json.loads(stdout)["task"] == "series"
+    status, stdout, _ = run(
+        capsys, f"train --data {text} --seq-len 16 {flags} --out {out}/t"
+    )
+    assert status == 0 and "unigram" in stdout
+    status, stdout, _ = run(capsys, f"generate {out}/t --prompt to --length 10")
+    assert status == 0 and stdout.startswith("to") and len(stdout.strip()) == 12
+    bad = tmp_path / "bad.csv"
+    bad.write_text("t,load\n0,1.5\n1,oops\n")
+    status, stdout, stderr = run(
+        capsys, f"train --data {bad} --column load --out {out}/b"
+    )
+    assert status == 2 and stdout == ""
+    assert f"{bad}, line 3, column 'load': 'oops' is not a number" in stderr
+    assert not (out / "b").exists()
