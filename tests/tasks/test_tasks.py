@@ -217,10 +217,17 @@ def test_unigram_loss_and_sampling():
 
 
 @pytest.mark.parametrize("name", list(tasks.TASKS))
-def test_every_task_builds_with_consistent_shapes(name):
+def test_every_task_builds_with_consistent_shapes(name, tmp_path):
     if name in ("digits", "sunspots", "nile", "co2") and not HAVE_DATA:
         pytest.skip("needs jaxrnn[data]")
-    task = tasks.make_task(name, seq_len=12, horizon=2, eval_size=20)
+    own = {}  # the tasks of one's own file
+    if name == "series":
+        own = {"data": str(tmp_path / "s.npy")}
+        np.save(own["data"], np.sin(np.arange(300) / 5.0))
+    elif name == "text":
+        own = {"data": str(tmp_path / "t.txt")}
+        (tmp_path / "t.txt").write_text("a rose is a rose is a rose. " * 20)
+    task = tasks.make_task(name, seq_len=12, horizon=2, eval_size=20, **own)
     batch = task.train_batch(jax.random.key(0), 5)
     assert batch.xs.shape[0] == 5
     if task.tokens:
