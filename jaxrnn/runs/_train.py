@@ -262,7 +262,7 @@ def fit(
         }
 
     last_good, bad_run, latest = (step if resume else None), 0, {}
-    while step < config.steps:
+    while step < config.steps and not watch.stop:
         next_eval = (step // config.eval_every + 1) * config.eval_every
         count = min(config.chunk, config.steps - step, next_eval - step)
         (new_model, new_opt_state), metrics = run_chunk(model, opt_state, step, count)
@@ -328,8 +328,6 @@ def fit(
             if task.metric in latest:
                 shown[f"valid_{task.metric}"] = latest[task.metric]
             progress(step, config.steps, shown)
-        if watch.stop:
-            break
     times = totals()
     kept = {"keep": "last", "step": step}
     if config.keep == "best" and watch.step is not None:

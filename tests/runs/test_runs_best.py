@@ -75,6 +75,13 @@ def test_patience_stops_the_run_early(scripted, tmp_path):
     assert result["kept"]["step"] == 20
     with pytest.raises(runs.RunError, match="complete at step 40 .it stopped early"):
         runs.fit(run_dir=tmp_path / "run", resume=True)
+    # Killed after its last checkpoint, before result.json: a resume writes
+    # the result and trains no further step.
+    log = (tmp_path / "run" / "metrics.jsonl").read_text()
+    (tmp_path / "run" / "result.json").unlink()
+    again = runs.fit(run_dir=tmp_path / "run", resume=True)
+    assert again["steps"] == 40 and again["kept"] == result["kept"]
+    assert (tmp_path / "run" / "metrics.jsonl").read_text() == log
 
 
 @pytest.mark.slow
