@@ -19,6 +19,15 @@ README = (ROOT / "README.md").read_text()
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
+# What a block needs, by what it says: the interop examples the test extra's
+# frameworks, the real series statsmodels' files (jaxrnn[data]).
+NEEDS = {
+    "torch": "import torch",
+    "haiku": "import haiku",
+    "statsmodels": "load_series(",
+}
+
+
 def _blocks(path):
     return re.findall(r"```python\n(.*?)```", path.read_text(), re.S)
 
@@ -51,10 +60,10 @@ def test_page_snippets(path, standard_promotion):
     namespace = {}
     for number, block in enumerate(_blocks(path)):
         if any(
-            f"import {module}" in block and importlib.util.find_spec(module) is None
-            for module in ("torch", "haiku")
+            needs in block and importlib.util.find_spec(module) is None
+            for module, needs in NEEDS.items()
         ):
-            continue  # the interop examples need the test extra's frameworks
+            continue  # the block needs a package this Python has not got
         expected = [
             m.group(1).split(": ")[0].strip()
             for line in block.splitlines()
