@@ -59,7 +59,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         label = config.cell
     if config is not None:  # before anything is printed:
         _files.refuse_a_run(run_dir)  # a used folder,
-        _train.task_of(config.resolved())  # a task or file that cannot be read
+        if config.data is not None:  # a file of one's own that cannot be used
+            _train.task_of(config.resolved())  # (cheap; a built-in task is not)
     if not args.json and config is not None:
         print(f"{config.task}: training {config.cell}; the run is written to {run_dir}")
     result = runs.fit(
