@@ -34,6 +34,9 @@ NP_ACTIVATIONS = {
     "tanh": np.tanh,
     "sigmoid": sigmoid,
     "relu": lambda z: np.maximum(z, 0),
+    "identity": lambda z: z,
+    # Feng et al.'s g: z + 1/2 above 0, the sigmoid below (positive everywhere).
+    "positive": lambda z: np.where(z >= 0, z + 0.5, sigmoid(np.minimum(z, 0))),
 }
 
 
@@ -239,6 +242,32 @@ def np_indrnn(params, h, xs, activation="relu"):
     return h, np.array(hs)
 
 
+def np_min_gru(params, h, xs, activation="identity"):
+    """Feng et al.'s minGRU: gates from x alone, h = (1 - z) h + z g(W_h x)."""
+    g = NP_ACTIVATIONS[activation]
+    w_z, w_h = _blocks(params.w_ih, 2)
+    b_z, b_h = _np_bias(params, 2, len(h))
+    hs = []
+    for x in xs:
+        z = sigmoid(w_z @ x + b_z)
+        h = (1 - z) * h + z * g(w_h @ x + b_h)
+        hs.append(h)
+    return h, np.array(hs)
+
+
+def np_min_lstm(params, h, xs, activation="identity"):
+    """Feng et al.'s minLSTM: f' = f / (f + i), h = f' h + i' g(W_h x)."""
+    g = NP_ACTIVATIONS[activation]
+    w_i, w_f, w_h = _blocks(params.w_ih, 3)
+    b_i, b_f, b_h = _np_bias(params, 3, len(h))
+    hs = []
+    for x in xs:
+        i, f = sigmoid(w_i @ x + b_i), sigmoid(w_f @ x + b_f)
+        h = f / (f + i) * h + i / (f + i) * g(w_h @ x + b_h)
+        hs.append(h)
+    return h, np.array(hs)
+
+
 def _carry_of(np_fn):
     """Adapt an (h, c) NumPy oracle to LSTMCarry in and out."""
 
@@ -300,6 +329,8 @@ ORACLES = {
     "mgu": np_mgu,
     "indrnn": np_indrnn,
     "cho_gru": np_cho_gru,
+    "min_gru": np_min_gru,
+    "min_lstm": np_min_lstm,
 }
 # The sizes a cell is built with beyond (D, H): the projected LSTM's P.
 _EXTRA_SIZES = {"proj_lstm": lambda h: (proj_size(h),)}
@@ -331,7 +362,7 @@ def _registered_cells():
         )
         out = lambda h, extra=extra: (*extra(h), h)[0]
         oracle = ORACLES[spec.name]
-        for g in ("tanh", "sigmoid", "relu") if spec.activation else (None,):
+        for g in spec.activations or (None,):
             step, numpy_fn, name = spec.step, oracle, spec.name
             if g is not None:
                 step = functools.partial(step, activation=g)

@@ -183,7 +183,11 @@ def test_bad_init_options(getkey):
         "'transformer'",
     ):
         jaxrnn.init_layer(getkey(), "transformer", D, H)
-    with raises(ValueError, r"activation applies to cell='rnn' and cell='indrnn' only"):
+    with raises(
+        ValueError,
+        r"activation applies to cell='rnn' and cell='indrnn' and cell='min_gru' "
+        r"and cell='min_lstm' only",
+    ):
         jaxrnn.init_layer(getkey(), "lstm", D, H, activation="relu")
     with raises(ValueError, r"forget_bias applies to the LSTM cells only"):
         jaxrnn.init_layer(getkey(), "gru", D, H, forget_bias=1.0)
@@ -196,7 +200,7 @@ def test_unknown_activation(getkey):
     with raises(
         ValueError,
         r"rnn_step: activation must be one of 'tanh', 'sigmoid', 'relu', "
-        r"'identity' or a callable",
+        r"'identity', 'positive' or a callable",
         "'gelu'",
     ):
         jaxrnn.rnn_step(rnn, jnp.zeros(H), jnp.ones(D), activation="gelu")

@@ -112,7 +112,7 @@ def test_unroll_works_and_matches_the_loop_or_raises_clearly(case):
     count_example("unroll", "worked")
     loop_kwargs = {k: v for k, v in kwargs.items() if k != "checkpoint"}
     expected = jaxrnn.unroll_loop(cell.step, params, carry, xs, **loop_kwargs)
-    tol = 1e-5 if params.w_hh.dtype == jnp.float32 else 5e-2
+    tol = 1e-5 if params.w_ih.dtype == jnp.float32 else 5e-2
     assert_trees_close(result, expected, tol)
     for leaf in jax.tree.leaves(result):
         assert bool(jnp.all(jnp.isfinite(leaf.astype(jnp.float32))))

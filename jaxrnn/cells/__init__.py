@@ -3,10 +3,12 @@ initialisers.
 
 One cell per file: `_elman` (the Elman RNN and its readout), `_lstm`, `_gru`,
 and the variants `_peephole_lstm`, `_layer_norm_lstm`, `_layer_norm_gru`,
-`_proj_lstm`, `_cifg_lstm`, `_mgu`, `_indrnn` (IndRNN) and `_cho_gru` (the
-reset-before GRU). Beside them: `_activations`, the one table of g and g';
-`_initializers`; `_validate`, the checks every step makes; `_ops`, the
-matmul policy and layer normalisation; `_registry`, the cells by name.
+`_proj_lstm`, `_cifg_lstm`, `_mgu`, `_indrnn` (IndRNN), `_cho_gru` (the
+reset-before GRU), and `_min_gru` and `_min_lstm`, whose gates read x_t
+alone (their shared step is `_min`). Beside them: `_activations`, the one
+table of g and g'; `_initializers`; `_validate`, the checks every step
+makes; `_ops`, the matmul policy and layer normalisation; `_registry`, the
+cells by name.
 Everything here is re-exported at the top of `jaxrnn`.
 """
 
@@ -44,6 +46,12 @@ from jaxrnn.cells._lstm import lstm_step as lstm_step
 from jaxrnn.cells._mgu import MGUParams as MGUParams
 from jaxrnn.cells._mgu import init_mgu as init_mgu
 from jaxrnn.cells._mgu import mgu_step as mgu_step
+from jaxrnn.cells._min_gru import MinGRUParams as MinGRUParams
+from jaxrnn.cells._min_gru import init_min_gru as init_min_gru
+from jaxrnn.cells._min_gru import min_gru_step as min_gru_step
+from jaxrnn.cells._min_lstm import MinLSTMParams as MinLSTMParams
+from jaxrnn.cells._min_lstm import init_min_lstm as init_min_lstm
+from jaxrnn.cells._min_lstm import min_lstm_step as min_lstm_step
 from jaxrnn.cells._peephole_lstm import PeepholeLSTMParams as PeepholeLSTMParams
 from jaxrnn.cells._peephole_lstm import init_peephole_lstm as init_peephole_lstm
 from jaxrnn.cells._peephole_lstm import peephole_lstm_step as peephole_lstm_step
@@ -62,6 +70,8 @@ __all__ = [
     "LayerNormGRUParams",
     "LayerNormLSTMParams",
     "MGUParams",
+    "MinGRUParams",
+    "MinLSTMParams",
     "PeepholeLSTMParams",
     "ProjLSTMParams",
     "RNNParams",
@@ -80,6 +90,8 @@ __all__ = [
     "init_lstm",
     "init_lstm_carry",
     "init_mgu",
+    "init_min_gru",
+    "init_min_lstm",
     "init_peephole_lstm",
     "init_proj_lstm",
     "init_proj_lstm_carry",
@@ -90,6 +102,8 @@ __all__ = [
     "layer_norm_lstm_step",
     "lstm_step",
     "mgu_step",
+    "min_gru_step",
+    "min_lstm_step",
     "peephole_lstm_step",
     "proj_lstm_step",
     "readout",

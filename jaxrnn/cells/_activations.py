@@ -8,6 +8,12 @@ y = g(z), which is what a backward pass has kept:
     sigmoid    g(z) = 1 / (1 + e^-z)     g'(z) = y (1 - y)
     relu       g(z) = max(z, 0)          g'(z) = 1 where y > 0, else 0
     identity   g(z) = z                  g'(z) = 1
+    positive   g(z) = z + 1/2 (z >= 0),  g'(z) = 1 where y >= 1/2,
+                      sigmoid(z) (z < 0)          else y (1 - y)
+
+"positive" is Feng et al.'s g (2024): continuous, increasing and above 0,
+so the minGRU's and minLSTM's candidates are positive and their recurrence
+can run in log space (`log_positive` is log g, computed without g).
 
 The steps resolve g from here, `train.rnn_bptt` and the fast path's
 hand-written backward passes ask it for g'. The readout may also use
@@ -42,11 +48,25 @@ def _identity(z: jax.Array) -> jax.Array:
     return z
 
 
+def positive(z: jax.Array) -> jax.Array:
+    """g(z) = z + 1/2 for z >= 0 and sigmoid(z) below: positive everywhere."""
+    return jnp.where(z >= 0, jax.nn.relu(z) + 0.5, jax.nn.sigmoid(z))
+
+
+def log_positive(z: jax.Array) -> jax.Array:
+    """log g(z) for "positive": log(z + 1/2) for z >= 0, -softplus(-z) below
+    (each branch finite where the other is not taken, so gradients are too)."""
+    return jnp.where(z >= 0, jnp.log(jax.nn.relu(z) + 0.5), -jax.nn.softplus(-z))
+
+
 ACTIVATIONS = {
     "tanh": Elementwise(jnp.tanh, lambda y: 1 - y * y),
     "sigmoid": Elementwise(jax.nn.sigmoid, lambda y: y * (1 - y)),
     "relu": Elementwise(jax.nn.relu, lambda y: (y > 0).astype(y.dtype)),
     "identity": Elementwise(_identity, jnp.ones_like),
+    "positive": Elementwise(
+        positive, lambda y: jnp.where(y >= 0.5, jnp.ones_like(y), y * (1 - y))
+    ),
 }
 # The names g1 and g2 take, and the readout's softmax besides.
 ELEMENTWISE = {name: row.fn for name, row in ACTIVATIONS.items()}

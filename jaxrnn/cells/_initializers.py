@@ -47,6 +47,22 @@ def uniform(
     return jax.random.uniform(key, shape, work, -limit, limit).astype(dtype)
 
 
+def input_weights(
+    key: jax.Array,
+    gates: int,
+    input_size: int,
+    hidden_size: int,
+    init: str,
+    dtype: jnp.dtype,
+) -> jax.Array:
+    """w_ih [G*H, D]: Glorot-uniform ("default") or U(-k, k), k = 1/sqrt(H)."""
+    if init == "torch":
+        limit = 1.0 / math.sqrt(hidden_size)
+    else:
+        limit = math.sqrt(6.0 / (input_size + hidden_size))
+    return uniform(key, (gates * hidden_size, input_size), limit, dtype)
+
+
 def weights(
     key: jax.Array,
     gates: int,
@@ -65,14 +81,10 @@ def weights(
     """
     recurrent_size = hidden_size if recurrent_size is None else recurrent_size
     key_ih, key_hh = jax.random.split(key)
+    w_ih = input_weights(key_ih, gates, input_size, hidden_size, init, dtype)
     if init == "torch":
         k = 1.0 / math.sqrt(hidden_size)
-        return (
-            uniform(key_ih, (gates * hidden_size, input_size), k, dtype),
-            uniform(key_hh, (gates * hidden_size, recurrent_size), k, dtype),
-        )
-    glorot = math.sqrt(6.0 / (input_size + hidden_size))
-    w_ih = uniform(key_ih, (gates * hidden_size, input_size), glorot, dtype)
+        return w_ih, uniform(key_hh, (gates * hidden_size, recurrent_size), k, dtype)
     orthogonal = jax.nn.initializers.orthogonal()
     work = _checks.work_dtype(dtype)
     blocks = [

@@ -3,7 +3,8 @@
 The layer, the impls, the fast paths, the runs and the tests read a cell's
 facts here, so a new cell is one module and one entry. Sizes are read from
 the weights: w_ih is [G*H, D] and w_hh is [G*H, R], where R, the size of h,
-is H for every cell but the projected LSTM (R = P).
+is H for every cell but the projected LSTM (R = P). The minimal cells, whose
+gates read x_t alone, have no w_hh.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any, Callable, NamedTuple
 
 from jaxrnn import _checks
+from jaxrnn.cells import _min_gru, _min_lstm
 from jaxrnn.cells._cho_gru import ChoGRUParams, cho_gru_step, init_cho_gru
 from jaxrnn.cells._cifg_lstm import CIFGLSTMParams, cifg_lstm_step, init_cifg_lstm
 from jaxrnn.cells._elman import RNNParams, init_rnn, rnn_step
@@ -30,6 +32,8 @@ from jaxrnn.cells._layer_norm_lstm import (
 )
 from jaxrnn.cells._lstm import LSTMParams, init_lstm, lstm_step
 from jaxrnn.cells._mgu import MGUParams, init_mgu, mgu_step
+from jaxrnn.cells._min_gru import MinGRUParams, init_min_gru, min_gru_step
+from jaxrnn.cells._min_lstm import MinLSTMParams, init_min_lstm, min_lstm_step
 from jaxrnn.cells._peephole_lstm import (
     PeepholeLSTMParams,
     init_peephole_lstm,
@@ -52,6 +56,7 @@ class CellSpec(NamedTuple):
         activation: for a cell whose step takes g1 (`activation=`), its
             default g1 ("tanh" for the Elman RNN, as in PyTorch); None for
             the cells that fix their activations.
+        activations: the named activations the cell is tested with.
         fast: the module of `jaxrnn.fast` that holds the cell's fast forms
             (its two layouts and hand-derived gradient), or None: the fused,
             Pallas and CPU impls run only cells that have one.
@@ -63,6 +68,11 @@ class CellSpec(NamedTuple):
             other's name: `init_layer(projects, proj_size=P)` gives this
             cell, and `init_layer` takes no name of its own for it. None
             for the rest.
+        linear: for a cell whose gates read x_t alone, so that its recurrence
+            is h_t = a_t * h_{t-1} + b_t, the function that gives (a, b) of
+            every step at once, `fn(params, xs [..., D], *, activation, log,
+            matmul_dtype)`, with log=True giving (log a, log b) (the
+            "linear" impls run it); None for the rest.
     """
 
     name: str
@@ -77,6 +87,8 @@ class CellSpec(NamedTuple):
     kernel: int | None = None
     update_block: int | None = None
     projects: str | None = None
+    activations: tuple[str, ...] = ()
+    linear: Callable | None = None
 
 
 def _spec(name, params, step, init, *, gates, lstm_carry, **facts):
@@ -85,6 +97,10 @@ def _spec(name, params, step, init, *, gates, lstm_carry, **facts):
 
 # One entry per cell; the layer API and the converters look cells up here.
 _LSTM_LIKE = dict(lstm_carry=True, forget_bias=True)
+_G1 = ("tanh", "sigmoid", "relu")
+_MIN = dict(
+    lstm_carry=False, activation="identity", activations=("identity", "positive")
+)
 CELLS = {
     spec.name: spec
     for spec in (
@@ -96,6 +112,7 @@ CELLS = {
             gates=1,
             lstm_carry=False,
             activation="tanh",
+            activations=_G1,
             fast="_elman",
             kernel=0,
         ),
@@ -171,6 +188,7 @@ CELLS = {
             gates=1,
             lstm_carry=False,
             activation="relu",
+            activations=_G1,
             fast="_indrnn",
             kernel=3,
         ),
@@ -183,6 +201,24 @@ CELLS = {
             lstm_carry=False,
             fast="_cho_gru",
             update_block=1,
+        ),
+        _spec(
+            "min_gru",
+            MinGRUParams,
+            min_gru_step,
+            init_min_gru,
+            gates=_min_gru.GATES,
+            linear=_min_gru.coefficients,
+            **_MIN,
+        ),
+        _spec(
+            "min_lstm",
+            MinLSTMParams,
+            min_lstm_step,
+            init_min_lstm,
+            gates=_min_lstm.GATES,
+            linear=_min_lstm.coefficients,
+            **_MIN,
         ),
     )
 }
@@ -204,8 +240,12 @@ def hidden_size(spec: CellSpec, params: Any) -> int:
 
 def output_size(params: Any) -> int:
     """The size of h, the output: P for the projected LSTM, else H (w_hh is
-    [G*H, R], or [H] for a cell with one recurrent weight a unit)."""
-    return params.w_hh.shape[-1]
+    [G*H, R], or [H] for a cell with one recurrent weight a unit; a cell
+    without w_hh has H = w_ih's rows / G)."""
+    w_hh = getattr(params, "w_hh", None)
+    if w_hh is None:
+        return hidden_size(spec_of(params), params)
+    return w_hh.shape[-1]
 
 
 # What init_layer passes to every cell's initialiser by its own arguments.

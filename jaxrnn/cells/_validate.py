@@ -25,6 +25,7 @@ def params(
     hidden_size: int | None = None,
     vectors: dict[str, int] | None = None,
     diagonal: bool = False,
+    recurrent: bool = True,
 ) -> tuple[int, int, jnp.dtype]:
     """Check a cell's params: its type, shapes and one common dtype.
 
@@ -33,7 +34,8 @@ def params(
     [G*H] and b_hn [H], each optional. `vectors` names further 1-D fields
     and their sizes in units of H (peephole weights, layer-norm gains); a
     field whose name starts with "b" may be None, like the biases. A
-    `diagonal` cell's w_hh is the vector [H] of one recurrent weight a unit.
+    `diagonal` cell's w_hh is the vector [H] of one recurrent weight a unit;
+    a cell that is not `recurrent` (whose gates read x_t alone) has none.
 
     Returns (D, H, dtype).
     """
@@ -48,21 +50,31 @@ def params(
             kind=TypeError,
         )
     w_ih = _checks.float_array(fn, "params.w_ih", params.w_ih, ndim=2)
-    w_hh = _checks.float_array(
-        fn, "params.w_hh", params.w_hh, ndim=1 if diagonal else 2
-    )
-    recurrent = w_hh.shape[-1]
-    hidden = recurrent if hidden_size is None else hidden_size
+    if recurrent:
+        w_hh = _checks.float_array(
+            fn, "params.w_hh", params.w_hh, ndim=1 if diagonal else 2
+        )
+        hidden = w_hh.shape[-1] if hidden_size is None else hidden_size
+    else:
+        w_hh = w_ih
+        hidden = _rows(fn, w_ih, gates)
+    recurrent_size = w_hh.shape[-1]
     rows = f"{gates}H" if gates > 1 else "H"
     columns = "H" if hidden_size is None else "P"
-    if not diagonal:
+    if recurrent and not diagonal:
         _checks.shape(
-            fn, "params.w_hh", w_hh, (gates * hidden, recurrent), f"[{rows}, {columns}]"
+            fn,
+            "params.w_hh",
+            w_hh,
+            (gates * hidden, recurrent_size),
+            f"[{rows}, {columns}]",
         )
     _checks.shape(
         fn, "params.w_ih", w_ih, (gates * hidden, w_ih.shape[1]), f"[{rows}, D]"
     )
-    _checks.same_dtype(fn, "params.w_ih", w_ih, w_hh.dtype, "params.w_hh")
+    # The dtype every other field must share: w_hh's, or w_ih's without one.
+    first = "params.w_hh" if recurrent else "params.w_ih"
+    _checks.same_dtype(fn, "params.w_ih", w_ih, w_hh.dtype, first)
     vectors = vectors or {}
     sizes = {"b": gates * hidden, "b_hn": hidden}
     sizes.update({name: blocks * hidden for name, blocks in vectors.items()})
@@ -73,8 +85,21 @@ def params(
         value = _checks.float_array(fn, f"params.{name}", value, ndim=1)
         legend = "[H]" if size == hidden else f"[{size // hidden}H]"
         _checks.shape(fn, f"params.{name}", value, (size,), legend)
-        _checks.same_dtype(fn, f"params.{name}", value, w_hh.dtype, "params.w_hh")
+        _checks.same_dtype(fn, f"params.{name}", value, w_hh.dtype, first)
     return w_ih.shape[1], hidden, jnp.dtype(w_hh.dtype)
+
+
+def _rows(fn: str, w_ih: jax.Array, gates: int) -> int:
+    """H from w_ih [G*H, D], whose rows must be G equal blocks."""
+    rows = w_ih.shape[0]
+    if rows == 0 or rows % gates:
+        _checks.fail(
+            fn,
+            "params.w_ih",
+            f"must be [{gates}H, D] with H >= 1",
+            f"shape {tuple(w_ih.shape)}",
+        )
+    return rows // gates
 
 
 def step_input(fn: str, x: Any, input_size: int, dtype: jnp.dtype) -> jax.Array:

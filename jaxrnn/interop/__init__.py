@@ -1,5 +1,6 @@
 """Exact converters between jaxrnn and PyTorch, Flax (linen, nnx), Keras 3 and
-Equinox, and `to_nnx_module`, which makes a jaxrnn layer a trainable Flax NNX
+Equinox, `from_mingru` for the minimal cells' peers (mingru-pytorch,
+mingru-keras), and `to_nnx_module`, which makes a jaxrnn layer a trainable Flax NNX
 module.
 
 Each framework is imported only when its converter is called; a missing one
@@ -16,6 +17,7 @@ from jaxrnn.interop._flax import to_flax_linen as to_flax_linen
 from jaxrnn.interop._flax import to_flax_nnx as to_flax_nnx
 from jaxrnn.interop._keras import from_keras as from_keras
 from jaxrnn.interop._keras import to_keras as to_keras
+from jaxrnn.interop._mingru import from_mingru as from_mingru
 from jaxrnn.interop._nnx import to_nnx_module as to_nnx_module
 from jaxrnn.interop._torch import from_torch as from_torch
 from jaxrnn.interop._torch import to_torch as to_torch
@@ -34,6 +36,7 @@ __all__ = [
     "from_equinox",
     "from_flax",
     "from_keras",
+    "from_mingru",
     "from_torch",
     "gru_params_from_torch",
     "gru_params_to_torch",

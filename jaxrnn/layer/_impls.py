@@ -19,8 +19,16 @@
                implicit differentiation. It pays only for small carries and
                long sequences on parallel hardware (docs/parallel.md), so
                "auto" skips it.
-    "auto"     the first of AUTO that can run the layer here: the kernels,
-               then "fused", then "scan".
+    "assoc", "assoc_log", "linear_scan"
+               for the cells whose gates read x_t alone (`CellSpec.linear`:
+               min_gru, min_lstm): every gate for all T in one matmul, then
+               the elementwise recurrence h_t = a_t h_{t-1} + b_t solved
+               exactly by an associative scan, the same in log space
+               (activation "positive"; no reset), or a sequential scan
+               (`_linear`). Not with recurrent dropout or zoneout.
+    "auto"     the first of AUTO that can run the layer here: on a CPU the
+               kernels, then "linear_scan", then "fused", then "scan"; on a
+               GPU or TPU "assoc", then "fused", then "scan".
 
 Each impl is one row: its `lacks` (which of the layer's features it cannot
 run), its `here` (why it cannot run on this machine) and its `run`.
@@ -34,13 +42,14 @@ import functools
 import logging
 from typing import Any, Callable, NamedTuple
 
+import jax
 import jax.numpy as jnp
 
 from jaxrnn import _checks
 from jaxrnn.cells import _registry
 from jaxrnn.cells._registry import CellSpec
 from jaxrnn.fast import _cpu, _fused, _vjp
-from jaxrnn.layer import _reference
+from jaxrnn.layer import _linear, _reference
 from jaxrnn.parallel import _api as _parallel
 
 # The layer options that only the reference scan has (matmul_dtype aside:
@@ -111,6 +120,20 @@ def _sequential_lacks(layer: Layer) -> str:
     return ", ".join(o for o in SEQUENTIAL_ONLY if layer.options.get(o))
 
 
+def _linear_lacks(layer: Layer, *, log: bool = False) -> str:
+    spec = layer.spec
+    if spec.linear is None:
+        has = [s.name for s in _registry.CELLS.values() if s.linear]
+        return f"cell={spec.name!r} (it has {', '.join(map(repr, has))})"
+    using = [o for o in ("recurrent_dropout", "zoneout") if layer.options.get(o)]
+    if log:
+        if layer.activation != "positive":
+            using.append(f"activation={layer.activation!r} (it has 'positive')")
+        if layer.options.get("reset"):
+            using.append("reset")
+    return ", ".join(using)
+
+
 def _anywhere(dtype: Any) -> str:
     return ""
 
@@ -156,13 +179,42 @@ TABLE = {
             functools.partial(_fast_run, "cpu"),
         ),
         Impl("parallel", _sequential_lacks, _anywhere, _parallel_run),
+        Impl(
+            "assoc",
+            _linear_lacks,
+            _anywhere,
+            functools.partial(_linear.run, "assoc"),
+        ),
+        Impl(
+            "assoc_log",
+            functools.partial(_linear_lacks, log=True),
+            _anywhere,
+            functools.partial(_linear.run, "assoc_log"),
+        ),
+        Impl(
+            "linear_scan",
+            _linear_lacks,
+            _anywhere,
+            functools.partial(_linear.run, "linear_scan"),
+        ),
     )
 }
 IMPLS = ("auto", *TABLE)
-# What "auto" tries, in order: measured on the CPU grid (benchmarks/README.md)
-# the kernels' training step took 0.50x-0.97x the fused path's, and the fused
-# path's is below the reference scan's everywhere it runs.
-AUTO = ("cpu", "fused", "scan")
+# What "auto" tries, in order. On the CPU grid (benchmarks/README.md) the
+# kernels' training step took 0.50x-0.97x the fused path's, and the fused
+# path's is below the reference scan's everywhere it runs; for the minimal
+# cells the sequential linear scan beat the associative one at every size
+# measured on a CPU, where a GPU or TPU runs the associative scan's depth
+# in parallel.
+AUTO = {
+    "cpu": ("cpu", "linear_scan", "fused", "scan"),
+    "other": ("assoc", "fused", "scan"),
+}
+
+
+def auto() -> tuple[str, ...]:
+    """What "auto" tries here, in order (AUTO for this backend)."""
+    return AUTO["cpu" if jax.default_backend() == "cpu" else "other"]
 
 
 def lookup(fn: str, impl: str, layer: Layer) -> Impl:
@@ -186,7 +238,7 @@ def lookup(fn: str, impl: str, layer: Layer) -> Impl:
                 fn, "impl", f"must not be {impl!r} with {unavailable}", repr(impl)
             )
         return row
-    for name in AUTO:
+    for name in auto():
         row = TABLE[name]
         why = row.lacks(layer) or row.here(layer.dtype)
         if not why:
@@ -205,8 +257,8 @@ def choose(
     matmul_dtype: Any = None,
     **options: bool,
 ) -> str:
-    """The impl that runs a layer: "scan", "fused", "pallas", "cpu" or
-    "parallel" (the rule is the table's, in this module's docstring).
+    """The impl that runs a layer: one of TABLE's names (the rule is the
+    table's, in this module's docstring).
 
     Args:
         impl: what the caller asked for, one of IMPLS.

@@ -104,7 +104,7 @@ class LayerParams:
 
     @property
     def dtype(self) -> jnp.dtype:
-        return jnp.dtype(self.cells[0][0].w_hh.dtype)
+        return jnp.dtype(self.cells[0][0].w_ih.dtype)
 
 
 def init_layer(
@@ -251,7 +251,7 @@ def init_layer(
         )
     initial_state = None
     if learn_initial_state:
-        dtype = cells[0][0].w_hh.dtype
+        dtype = cells[0][0].w_ih.dtype
         count = num_layers * num_directions
         h = jnp.zeros((count, output_size), dtype)
         initial_state = h

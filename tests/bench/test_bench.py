@@ -246,3 +246,25 @@ def test_pallas_is_timed_on_a_gpu_only_and_builds_everywhere():
     runner("train_step")
     reference = jaxrnn.apply_layer(layer, xs, impl="scan")[0]
     np.testing.assert_allclose(runner.outputs(), reference, atol=1e-5)
+
+
+def test_the_min_cells_benchmark_runs_and_writes_its_lines(tmp_path):
+    """benchmarks/bench_min_cells.py at tiny sizes: every row runs the impl it
+    names, and --save writes one line per measurement."""
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).parents[2] / "benchmarks" / "bench_min_cells.py"
+    spec = importlib.util.spec_from_file_location("bench_min_cells", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    lines = module.main(["--smoke", "--save", "--results", str(tmp_path)])
+    assert {(r["cell"], r["impl"]) for r in lines if "checkpoint" not in r} == set(
+        module.ROWS
+    )
+    for r in lines:
+        expected = r["impl"] if r["impl"] != "auto" else r["ran"]
+        assert r["ran"] == expected and r["train_ms"] > 0 and r["train_temp_mib"] >= 0
+    assert {r.get("checkpoint") for r in lines} == {None, "sqrt"}
+    (saved,) = tmp_path.glob("*/min_cells.jsonl")
+    assert len(saved.read_text().splitlines()) == len(lines)

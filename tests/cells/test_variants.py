@@ -39,15 +39,20 @@ def test_every_parameter_randomised_matches_numpy(cell, getkey):
 @pytest.mark.parametrize("cell", CELLS, ids=CELL_IDS)
 def test_recurrent_mask_multiplies_h_where_it_enters_w_hh(cell, getkey):
     """step(p, h, x, recurrent_mask=m) == step(p with w_hh * m, h, x), exactly the
-    identity w_hh @ (m * h) = (w_hh * m) @ h; the carry paths keep h unmasked."""
+    identity w_hh @ (m * h) = (w_hh * m) @ h; the carry paths keep h unmasked.
+    A cell without w_hh (the min cells) reads h once, in a * h: there the
+    mask is the same as a masked carry."""
     with x64():
         params = randomise(cell.init(getkey(), D, H, dtype=jnp.float64), getkey())
         carry = cell.random_carry(getkey(), H, jnp.float64)
         x = jax.random.normal(getkey(), (D,), jnp.float64)
         m = jax.random.bernoulli(getkey(), 0.5, (cell.out(H),)).astype(jnp.float64) * 2
         masked = cell.step(params, carry, x, recurrent_mask=m)
-        rows = m if params.w_hh.ndim == 1 else m[None]  # IndRNN's w_hh is [H]
-        by_weights = cell.step(params._replace(w_hh=params.w_hh * rows), carry, x)
+        if hasattr(params, "w_hh"):
+            rows = m if params.w_hh.ndim == 1 else m[None]  # IndRNN's w_hh is [H]
+            by_weights = cell.step(params._replace(w_hh=params.w_hh * rows), carry, x)
+        else:
+            by_weights = cell.step(params, carry * m, x)
         assert_trees_close(masked, by_weights, 1e-12)
         ones = cell.step(params, carry, x, recurrent_mask=jnp.ones_like(m))
         assert_trees_close(ones, cell.step(params, carry, x), 0)
@@ -194,7 +199,10 @@ def test_variant_errors_name_the_argument(cell, getkey):
         cell.step(params, carry, jnp.ones(D), recurrent_mask=jnp.ones(H + 1))
     with pytest.raises(TypeError, match=r"x must have a real floating dtype"):
         cell.step(params, carry, jnp.ones(D, jnp.int32))
-    bad = params._replace(w_hh=params.w_hh[..., :-1])
+    if hasattr(params, "w_hh"):
+        bad = params._replace(w_hh=params.w_hh[..., :-1])
+    else:
+        bad = params._replace(w_ih=params.w_ih[:-1])
     with pytest.raises(ValueError, match=rf"{cell.spec.name}_step: params\."):
         cell.step(bad, carry, jnp.ones(D))
     vector = next((f for f in ("w_ci", "gain_ih", "w_hr") if hasattr(params, f)), None)

@@ -42,14 +42,44 @@ def _runs_fast(params, **kwargs):
     return "custom_vjp_call" in str(jaxpr)
 
 
+def _matmul_in_the_loop(params, **kwargs):
+    """Whether a matmul runs inside a scan of apply_layer's trace (the
+    reference's per-step step does; the linear forms' one matmul does not)."""
+    xs = jnp.ones((2, 4, 3))
+    jaxpr = jax.make_jaxpr(lambda p: jaxrnn.apply_layer(p, xs, **kwargs))(params)
+
+    def inner(params):
+        for value in params.values():
+            for item in value if isinstance(value, (tuple, list)) else (value,):
+                if hasattr(item, "eqns"):
+                    yield item
+                elif hasattr(getattr(item, "jaxpr", None), "eqns"):
+                    yield item.jaxpr
+
+    def scans(jaxpr, inside):
+        for eqn in jaxpr.eqns:
+            if eqn.primitive.name == "dot_general" and inside:
+                return True
+            for sub in inner(eqn.params):
+                if scans(sub, inside or eqn.primitive.name == "scan"):
+                    return True
+        return False
+
+    return scans(jaxpr.jaxpr, False)
+
+
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("options", OPTIONS, ids=lambda o: next(iter(o), "none"))
 def test_auto_runs_what_choose_says(cell, options):
     params = jaxrnn.init_layer(jax.random.key(0), cell, 3, 5)
     option = next(iter(options), None)
     chosen = layer.choose("auto", cell, params.activation, **options)
-    assert chosen in ("scan", "fused", "cpu")
-    assert _runs_fast(params, **_layer_kwargs(option)) == (chosen != "scan")
+    assert chosen in ("scan", "fused", "cpu", "linear_scan")
+    kwargs = _layer_kwargs(option)
+    assert _runs_fast(params, **kwargs) == (chosen in ("fused", "cpu"))
+    if chosen == "scan" or (chosen == "linear_scan" and option != "checkpoint"):
+        # (with segments, each segment's matmul runs in the loop over segments)
+        assert _matmul_in_the_loop(params, **kwargs) == (chosen == "scan")
 
 
 @pytest.mark.parametrize("activation", ["tanh", "sigmoid", "relu", "identity"])
@@ -99,7 +129,7 @@ def test_every_row_lacks_what_auto_then_passes_over():
             want = _impls.layer(spec.name, "tanh", jnp.float32, None, options)
             able = [
                 name
-                for name in _impls.AUTO
+                for name in _impls.auto()
                 if not (
                     _impls.TABLE[name].lacks(want)
                     or _impls.TABLE[name].here(want.dtype)
@@ -170,9 +200,31 @@ def test_forward_mode_autodiff_names_the_reference_impl():
     def loss(impl):
         return lambda xs: jaxrnn.apply_layer(params, xs, impl=impl)[0].sum()
 
-    for impl in (i for i in layer.IMPLS if i != "scan"):
+    runs_gru = [
+        i
+        for i in layer.IMPLS
+        if i == "auto"
+        or not _impls.TABLE[i].lacks(_impls.layer("gru", "tanh", jnp.float32, None, {}))
+    ]
+    assert set(runs_gru) == {"auto", "scan", "fused", "pallas", "cpu", "parallel"}
+    for impl in (i for i in runs_gru if i != "scan"):
         with pytest.raises(TypeError, match=r"impl must be 'scan' under forward-mode"):
             jax.jvp(loss(impl), (xs,), (tangent,))
     _, forward = jax.jvp(loss("scan"), (xs,), (tangent,))
     reverse = jnp.vdot(jax.grad(loss("fused"))(xs), tangent)
     assert jnp.allclose(forward, reverse, rtol=1e-5, atol=1e-5)
+
+
+def test_the_linear_impls_have_forward_mode_too():
+    """The minimal cells' linear forms are plain JAX (no custom VJP): jax.jvp
+    runs through each and agrees with reverse mode."""
+    params = jaxrnn.init_layer(
+        jax.random.key(0), "min_gru", 3, 4, activation="positive"
+    )
+    xs = jax.random.normal(jax.random.key(1), (2, 5, 3))
+    tangent = jax.random.normal(jax.random.key(2), xs.shape)
+    for impl in ("assoc", "assoc_log", "linear_scan"):
+        loss = lambda xs, impl=impl: jaxrnn.apply_layer(params, xs, impl=impl)[0].sum()  # noqa: E731
+        _, forward = jax.jvp(loss, (xs,), (tangent,))
+        reverse = jnp.vdot(jax.grad(loss)(xs), tangent)
+        assert jnp.allclose(forward, reverse, rtol=1e-5, atol=1e-5), impl

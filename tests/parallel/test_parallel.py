@@ -15,7 +15,7 @@ from jax.test_util import check_grads
 
 import jaxrnn
 from helpers import x64
-from jaxrnn.cells._registry import CELLS
+from jaxrnn.cells._registry import CELLS, output_size
 from jaxrnn.parallel import _api
 
 C = 30  # the c of c * eps * T
@@ -29,7 +29,7 @@ def _cell(name, key, dtype=jnp.float32, size=4, inputs=3):
     extra = (3,) if name == "proj_lstm" else ()
     params = spec.init(key, inputs, size, *extra, dtype=dtype)
     h = 0.3 * jax.random.normal(
-        jax.random.fold_in(key, 1), params.w_hh.shape[-1:], dtype
+        jax.random.fold_in(key, 1), (output_size(params),), dtype
     )
     if spec.lstm_carry:
         c = 0.3 * jax.random.normal(jax.random.fold_in(key, 2), (size,), dtype)
