@@ -144,7 +144,7 @@ def _line(row):
     for key in ("train_ms", "forward_ms", "train_speedup", "forward_speedup"):
         if key in row:
             parts.append(f"{key}={row[key]:.2f}")
-    parts.append(f"temp={row['train_temp_mib']:.0f}MiB")
+    parts.append(f"temp={row['train_temp_mib']:.1f}MiB")
     if "skipped" in row:
         parts.append(f"skipped: {row['skipped']}")
     return " ".join(parts)
