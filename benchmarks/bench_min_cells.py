@@ -17,12 +17,16 @@ allocation of the compiled training step (`memory_analysis()`), beside the
 arguments and outputs; a run whose compiled step needs more than
 MAX_TEMP_BYTES is not run, and the line says so.
 
+`--paper` runs the paper's lengths on whatever device is there (the stage
+of benchmarks/gpu_session.sh): B = 64, H = 256, T in {512, 4096}.
+
 `--long` measures the segmented form at T = 1,000,000 (min_gru, B = 1,
 H = 64): the training step's time and memory with checkpoint=None and with
 segments of sqrt(T) = 1000 steps, for "assoc" and "linear_scan".
 
-    python benchmarks/bench_min_cells.py [--smoke] [--long] [--save]
-                                         [--repeats N] [--results DIR]
+    python benchmarks/bench_min_cells.py [--smoke] [--paper] [--long] [--save]
+                                         [--rows CELL:IMPL,...] [--repeats N]
+                                         [--results DIR]
 """
 
 from __future__ import annotations
@@ -105,24 +109,22 @@ def measure(cell, impl, seq_len, size, batch, repeats, checkpoint=None):
     return row
 
 
-def grid(lengths, hidden, batch, repeats):
+def grid(lengths, hidden, batch, repeats, rows=ROWS):
     lines = []
     for seq_len in lengths:
         for size in hidden:
             for b in batch:
-                rows = [
-                    measure(c, i, seq_len, size, b, repeats) for c, i in ROWS
-                ]
-                base = {r["cell"]: r for r in rows if r["impl"] == "auto"}
-                for row in rows:
-                    peer = base["gru" if row["cell"] == "min_gru" else "lstm"]
+                rows_here = [measure(c, i, seq_len, size, b, repeats) for c, i in rows]
+                base = {r["cell"]: r for r in rows_here if r["impl"] == "auto"}
+                for row in rows_here:
+                    peer = base.get("gru" if row["cell"] == "min_gru" else "lstm", {})
                     for what in ("train", "forward"):
                         if f"{what}_ms" in row and f"{what}_ms" in peer:
                             row[f"{what}_speedup"] = (
                                 peer[f"{what}_ms"] / row[f"{what}_ms"]
                             )
                     print(_line(row), flush=True)
-                lines.extend(rows)
+                lines.extend(rows_here)
     return lines
 
 
@@ -154,18 +156,31 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, for tests")
     parser.add_argument("--long", action="store_true", help="T = 1,000,000 only")
+    parser.add_argument("--paper", action="store_true", help="the paper's lengths")
+    parser.add_argument(
+        "--rows",
+        help="cell:impl pairs to run, comma-separated (default: all of ROWS)",
+    )
     parser.add_argument("--save", action="store_true")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--results", type=pathlib.Path, default=_timing.RESULTS)
     args = parser.parse_args(argv)
+    rows = ROWS
+    if args.rows:
+        rows = [tuple(pair.split(":")) for pair in args.rows.split(",")]
+        unknown = sorted(set(rows) - set(ROWS))
+        if unknown:
+            parser.error(f"--rows takes pairs of {ROWS}, got {unknown}")
     env = _timing.environment()
     print(env)
     if args.smoke:
-        lines = grid([20], [4], [1, 2], repeats=1) + long(50, repeats=1)
+        lines = grid([20], [4], [1, 2], 1, rows) + long(50, repeats=1)
+    elif args.paper:
+        lines = grid([512, 4096], [256], [64], args.repeats, rows)
     elif args.long:
         lines = long(1_000_000, args.repeats)
     else:
-        lines = grid(LENGTHS, HIDDEN, BATCH, args.repeats)
+        lines = grid(LENGTHS, HIDDEN, BATCH, args.repeats, rows)
     if args.save:
         path = _timing._save(lines, env, "min_cells.jsonl", args.results)
         print("saved", path)

@@ -15,6 +15,9 @@
 #      lax.scan past ONCHIP_BYTES.
 #   4. The parallel solve (benchmarks/bench_parallel.py --demo): a GRU at
 #      B = 16, T = 10,000, the DEER demo's setting, against the scan.
+#   5. The minimal cells at the paper's lengths (benchmarks/bench_min_cells.py
+#      --paper): minGRU and minLSTM on their associative scans against the
+#      GRU and the LSTM, B = 64, H = 256, T = 512 and 4096.
 #
 # Usage, from the repository root: bash benchmarks/gpu_session.sh [DIR]
 # DIR (default: $OUT if set, else benchmarks/results) receives the log,
@@ -58,4 +61,8 @@ stage timings-deepbench 120 "${bench[@]}" --grid gpu --cells lstm
 # The parallel solve (DEER) at the published demo's setting: a GRU, B = 16,
 # T = 10,000, against the sequential scan and the fused path.
 stage parallel-deer-demo 150 python benchmarks/bench_parallel.py --demo --repeats 3 \
+  --save --results "$dir"
+# The minimal cells' associative scans against the GRU and the LSTM at the
+# paper's lengths (Feng et al. 2024: 175x at T = 512 on a GPU).
+stage min-cells-paper 150 python benchmarks/bench_min_cells.py --paper --repeats 3 \
   --save --results "$dir"

@@ -56,8 +56,11 @@ def _assoc(a, b, h, *, axis, reverse, unroll):
 
 
 def _assoc_log(log_a, log_b, h, *, axis, reverse, unroll):
-    total = jax.lax.cumsum(log_a, axis=axis, reverse=reverse)
-    summed = jax.lax.cumlogsumexp(log_b - total, axis=axis, reverse=reverse)
+    # Both prefix sums are associative scans: on a CPU, lax.cumlogsumexp's
+    # forward pass took 33x as long (808 ms against 24.5 ms at [16, 4096, 64]).
+    scan = functools.partial(jax.lax.associative_scan, axis=axis, reverse=reverse)
+    total = scan(jnp.add, log_a)
+    summed = scan(jnp.logaddexp, log_b - total)
     return jnp.exp(total + summed) + jnp.exp(total) * jnp.expand_dims(h, axis)
 
 
