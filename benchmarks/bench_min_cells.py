@@ -182,7 +182,9 @@ def main(argv=None):
     else:
         lines = grid(LENGTHS, HIDDEN, BATCH, args.repeats, rows)
     if args.save:
-        path = _timing._save(lines, env, "min_cells.jsonl", args.results)
+        keep = ("date", "jax", "jaxlib", "python", "cpu_count", "load_1min", "machine")
+        stamped = [dict(row, **{k: env[k] for k in keep if k in env}) for row in lines]
+        path = _timing._save(stamped, env, "min_cells.jsonl", args.results)
         print("saved", path)
     return lines
 

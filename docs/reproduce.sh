@@ -45,12 +45,15 @@ declare -A CMD=(
   [indrnn-adding-1]="jaxrnn compare --task adding --seq-len 100 --cell indrnn gru --seeds 0 1 2"
   [indrnn-adding-2]="jaxrnn compare --task adding --seq-len 100 --cell indrnn gru --num-layers 2 --seeds 0 1 2"
   [indrnn-adding-horizon-1]="jaxrnn compare --task adding --seq-len 100 --cell indrnn --recurrent-horizon 100 --seeds 0 1 2"
+  [min-adding-1]="jaxrnn compare --task adding --seq-len 100 --cell min_gru min_lstm gru --seeds 0 1 2"
+  [min-adding-2]="jaxrnn compare --task adding --seq-len 100 --cell min_gru min_lstm --num-layers 2 --seeds 0 1 2"
   [indrnn-adding-horizon-2]="jaxrnn compare --task adding --seq-len 100 --cell indrnn --recurrent-horizon 100 --num-layers 2 --seeds 0 1 2"
 )
 ORDER=(adding-100 adding-50 adding-20 adding-slow-20 adding-slow-50 adding-slow-100 copy-10 copy-20 copy-50 copy-100 digits digits-blanks-100
        digits-blanks-100-forget-0 digits-blanks-100-update-1 digits-blanks-100-update-2 sunspots chars chars-15min clip-sgd-none clip-sgd-1
        clip-adam-none clip-adam-1 precision-adding-f32 precision-adding-bf16 precision-chars-f32 precision-chars-bf16
-       indrnn-adding-1 indrnn-adding-2 indrnn-adding-horizon-1 indrnn-adding-horizon-2)
+       indrnn-adding-1 indrnn-adding-2 indrnn-adding-horizon-1 indrnn-adding-horizon-2
+       min-adding-1 min-adding-2)
 names=("$@")
 [ ${#names[@]} -eq 0 ] && names=("${ORDER[@]}")
 

@@ -43,7 +43,7 @@ def _code(notebook):
 
 
 def test_the_teaching_arc_is_all_there():
-    assert [p.name[:2] for p in TEACHING] == [f"{n:02d}" for n in range(1, 10)]
+    assert [p.name[:2] for p in TEACHING] == [f"{n:02d}" for n in range(1, 11)]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
