@@ -22,6 +22,7 @@ NEEDS = {
     "jaxrnn.interop._torch": "torch",
     "jaxrnn.interop._flax": "flax",
     "jaxrnn.interop._equinox": "equinox",
+    "jaxrnn.interop._mingru": "minGRU_pytorch",
 }
 
 
