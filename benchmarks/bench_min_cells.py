@@ -33,9 +33,7 @@ from __future__ import annotations
 
 import argparse
 import pathlib
-import statistics
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
@@ -57,19 +55,6 @@ ROWS = [
     ("lstm", "auto"),
 ]
 MAX_TEMP_BYTES = 12 * 2**30
-
-
-def _median_ms(fn, *args, repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    if time.perf_counter() - start > 2:
-        repeats = 1
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
 
 
 def _functions(impl, checkpoint=None):
@@ -104,8 +89,8 @@ def measure(cell, impl, seq_len, size, batch, repeats, checkpoint=None):
     if memory.temp_size_in_bytes > MAX_TEMP_BYTES:
         row["skipped"] = f"needs {row['train_temp_mib'] / 1024:.1f} GiB of temporaries"
         return row
-    row["forward_ms"] = _median_ms(forward, params, xs, repeats=repeats)
-    row["train_ms"] = _median_ms(train, params, xs, repeats=repeats)
+    row["forward_ms"] = _timing.median_ms(forward, params, xs, repeats=repeats)
+    row["train_ms"] = _timing.median_ms(train, params, xs, repeats=repeats)
     return row
 
 

@@ -30,9 +30,7 @@ from __future__ import annotations
 import argparse
 import functools
 import pathlib
-import statistics
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
@@ -48,19 +46,6 @@ BATCH = [1, 16]
 MAX_JACOBIAN_BYTES = 2 * 2**30
 MAX_WORK = 1e10  # B T H^3: one dense solve's multiply-adds, about
 GAINS = [0.25, 0.5, 0.75, 0.9, 1.0, 1.1, 1.25, 1.5, 2.0, 3.0]
-
-
-def _median_ms(fn, *args, repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    if time.perf_counter() - start > 2:
-        repeats = 1
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
 
 
 def _impls():
@@ -98,10 +83,10 @@ def crossover(lengths, hidden, batch, repeats):
                         jaxrnn.apply_layer(p, x, impl=impl)[0] ** 2
                     ).sum()
                     train = jax.jit(jax.value_and_grad(loss))
-                    row[f"{impl}_forward_ms"] = _median_ms(
+                    row[f"{impl}_forward_ms"] = _timing.median_ms(
                         forward, params, xs, repeats=repeats
                     )
-                    row[f"{impl}_train_ms"] = _median_ms(
+                    row[f"{impl}_train_ms"] = _timing.median_ms(
                         train, params, xs, repeats=repeats
                     )
                     if impl == "parallel":

@@ -50,9 +50,9 @@ def init(
     return w_ih, b
 
 
-def project(params: Any, x: jax.Array, gates: int, matmul_dtype: Any) -> list:
+def project(fn: str, params: Any, x: jax.Array, gates: int, matmul_dtype: Any) -> list:
     """The G blocks of w_ih @ x + b, for x [..., D]: each [..., H]."""
-    dot = _ops.matmul("project", matmul_dtype)
+    dot = _ops.matmul(fn, matmul_dtype)
     z = dot(x, params.w_ih.T)
     if params.b is not None:
         z = z + params.b.reshape((1,) * (z.ndim - 1) + params.b.shape)

@@ -89,7 +89,7 @@ def coefficients(
 ) -> tuple[jax.Array, jax.Array]:
     """(a, b) of h_t = a * h_{t-1} + b for inputs x [..., D], or (log a,
     log b) with log=True (activation "positive" only): each [..., H]."""
-    k, h_hat = _min.project(params, x, GATES, matmul_dtype)
+    k, h_hat = _min.project("min_gru_step", params, x, GATES, matmul_dtype)
     candidate = _min.candidate("min_gru_step", activation, h_hat, log)
     if log:
         return -jax.nn.softplus(k), -jax.nn.softplus(-k) + candidate

@@ -79,7 +79,7 @@ def coefficients(
 ) -> tuple[jax.Array, jax.Array]:
     """(a, b) of h_t = a * h_{t-1} + b for inputs x [..., D], or (log a,
     log b) with log=True (activation "positive" only): each [..., H]."""
-    k_i, k_f, h_hat = _min.project(params, x, GATES, matmul_dtype)
+    k_i, k_f, h_hat = _min.project("min_lstm_step", params, x, GATES, matmul_dtype)
     candidate = _min.candidate("min_lstm_step", activation, h_hat, log)
     # f / (f + i) = sigmoid(-d) with d = log i - log f: no 0 / 0 where both
     # gates underflow (and i / (f + i) = sigmoid(d)).

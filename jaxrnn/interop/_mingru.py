@@ -55,13 +55,17 @@ def _torch_cell(fn: str, module: Any) -> tuple[Any, str]:
 
 
 def _keras_cell(layer: Any) -> tuple[Any, str]:
-    w_z, b_z = (_common.to_array(v) for v in (layer.gate.kernel, layer.gate.bias))
-    w_h, b_h = (
-        _common.to_array(v) for v in (layer.candidate.kernel, layer.candidate.bias)
+    w_z, b_z, w_h, b_h = (
+        _common.to_array(v)
+        for v in (
+            layer.gate.kernel,
+            layer.gate.bias,
+            layer.candidate.kernel,
+            layer.candidate.bias,
+        )
     )
-    return MinGRUParams(jnp.concatenate([w_z.T, w_h.T]), jnp.concatenate([b_z, b_h])), (
-        "identity"
-    )
+    w_ih, b = jnp.concatenate([w_z.T, w_h.T]), jnp.concatenate([b_z, b_h])
+    return MinGRUParams(w_ih, b), "identity"
 
 
 def from_mingru(module: Any) -> tuple[LayerParams, Callable]:

@@ -9,8 +9,9 @@ so (a, b) of every step come from one matmul over all T, and what is left is
 elementwise. Three forms solve it, each exact:
 
     "assoc"        `jax.lax.associative_scan` over the pairs (a_t, b_t), which
-                   compose as (a, b) then (a', b') = (a' a, a' b + b'):
-                   O(log T) depth, for parallel hardware.
+                   compose as (a, b) then (a', b') = (a' a, a' b + b')
+                   (`jaxrnn.parallel`'s diagonal solve): O(log T) depth, for
+                   parallel hardware.
     "assoc_log"    the same in log space (Heinsen 2023): log h_t = A_t +
                    logcumsumexp_k(log b_k - A_k), A_t = sum_{k<=t} log a_k,
                    plus exp(A_t) h_0; needs b_t > 0 (activation "positive").
@@ -33,13 +34,9 @@ import functools
 import jax
 import jax.numpy as jnp
 
+from jaxrnn.parallel import _linear as _parallel_linear
+
 FORMS = ("assoc", "assoc_log", "linear_scan")
-
-
-def _compose(first, second):
-    a1, b1 = first
-    a2, b2 = second
-    return a2 * a1, a2 * b1 + b2
 
 
 def _edge(axis: int, reverse: bool, ndim: int) -> tuple:
@@ -52,7 +49,7 @@ def _edge(axis: int, reverse: bool, ndim: int) -> tuple:
 def _assoc(a, b, h, *, axis, reverse, unroll):
     edge = _edge(axis, reverse, b.ndim)
     b = b.at[edge].add(a[edge] * h)
-    return jax.lax.associative_scan(_compose, (a, b), reverse=reverse, axis=axis)[1]
+    return _parallel_linear.diagonal(a, b, reverse=reverse, axis=axis)
 
 
 def _assoc_log(log_a, log_b, h, *, axis, reverse, unroll):

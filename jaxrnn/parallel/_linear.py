@@ -41,9 +41,12 @@ def dense(a: jax.Array, b: jax.Array, *, reverse: bool = False) -> jax.Array:
     ]
 
 
-def diagonal(a: jax.Array, b: jax.Array, *, reverse: bool = False) -> jax.Array:
-    """h [..., T, n] from a [..., T, n] (the diagonals) and b [..., T, n]."""
-    axis = b.ndim - 2
+def diagonal(
+    a: jax.Array, b: jax.Array, *, reverse: bool = False, axis: int | None = None
+) -> jax.Array:
+    """h [..., T, n] from a [..., T, n] (the diagonals) and b [..., T, n];
+    `axis` names another time axis (the minimal cells' layers use it)."""
+    axis = b.ndim - 2 if axis is None else axis
     return jax.lax.associative_scan(
         _diagonal_compose, (a, b), reverse=reverse, axis=axis
     )[1]

@@ -111,9 +111,7 @@ def test_float32_agrees_within_ten_eps_t(cell):
         xs = jax.random.normal(jax.random.key(7), (2, seq_len, D), jnp.float64)
         h0 = h0[:, :2]
         want = _loss_and_grads(params, xs, "scan", h0=h0)
-        single = jax.tree.map(lambda a: a.astype(jnp.float32), (params, xs, h0))
-        p32, x32, h32 = single
-        p32 = jax.tree.map(lambda a: a, p32)
+        p32, x32, h32 = jax.tree.map(lambda a: a.astype(jnp.float32), (params, xs, h0))
         for form in FORMS:
             got = _loss_and_grads(p32, x32, form, h0=h32)
             got = jax.tree.map(lambda a: a.astype(jnp.float64), got)
